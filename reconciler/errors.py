@@ -1,0 +1,88 @@
+"""The exception tree. Vendor errors (nats-py, YAML) are translated into these in one place each.
+
+    ReconcilerError
+     ├── ManifestError          manifests failed validation; carries every Problem found
+     ├── SettingsError          a flag or environment variable has a bad value
+     └── JetStreamError         anything that went wrong talking to the server
+          ├── ConnectFailed     the server could not be reached (or refused our credentials)
+          ├── RequestTimeout    no answer to an API request in time
+          └── ApiError          the server answered with an error (status code, err_code, description)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.model import Problem
+
+
+class ReconcilerError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ManifestError(ReconcilerError):
+    """One or more manifests are invalid. `problems` lists every one, in file order."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class SettingsError(ReconcilerError):
+    """A command-line flag or environment variable has a value we cannot use."""
+
+
+class JetStreamError(ReconcilerError):
+    """Talking to JetStream failed."""
+
+
+class ConnectFailed(JetStreamError):
+    """The NATS server could not be reached or refused the connection."""
+
+
+class RequestTimeout(JetStreamError):
+    """The server did not answer an API request in time."""
+
+
+# What a person can do about the server's error codes (JSErrCode values of nats-server).
+_HINTS: dict[int, str] = {
+    10039: "enable JetStream for this account in the server configuration",
+    10047: "the server's file storage limit is reached: raise max_file_store or free space",
+    10028: "the server's memory storage limit is reached: raise max_memory_store",
+    10027: "the account's stream limit is reached: raise the account's max streams",
+    10113: "this account requires max_bytes on every stream: set max_bytes in the manifest",
+    10122: "max_bytes is above the account's per-stream limit: lower max_bytes",
+    10065: "another stream on the server already takes one of these subjects",
+    10059: "the stream does not exist on the server",
+    10058: "a stream with this name exists with a different configuration",
+    10052: "the server cannot make this change to an existing stream",
+    10055: "a mirror cannot be added to or changed on an existing stream",
+    10056: "a stream cannot be renamed",
+    10074: "more replicas than the cluster has servers: lower num_replicas",
+    10069: "an existing consumer exceeds the new consumer_limits",
+    10157: "the server would have adjusted this configuration; write the adjusted value",
+    10025: "the server did not accept the request as valid JSON for this API",
+}
+
+
+class ApiError(JetStreamError):
+    """The JetStream API answered a request with an error."""
+
+    def __init__(self, code: int, err_code: int, description: str, *, stream: str | None = None):
+        self.code = code
+        self.err_code = err_code
+        self.description = description
+        self.stream = stream
+        super().__init__(self.message)
+
+    @property
+    def hint(self) -> str | None:
+        return _HINTS.get(self.err_code)
+
+    @property
+    def message(self) -> str:
+        where = f"stream {self.stream}: " if self.stream else ""
+        text = f"{where}{self.description} (status {self.code}, error {self.err_code})"
+        return f"{text}; {self.hint}" if self.hint else text

@@ -1,0 +1,242 @@
+"""Our own values: frozen dataclasses that every layer shares. Nothing here does I/O.
+
+Units on the wire, and so everywhere inside the package:
+durations are integer nanoseconds, sizes are integer bytes, `-1` means unlimited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+#: A stream configuration as the JetStream API's JSON (`$JS.API.STREAM.CREATE` body), as a dict.
+Config = Mapping[str, Any]
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A place in a manifest file; line and column count from 1."""
+
+    file: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return self.file
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a manifest, said so that a person can fix it."""
+
+    location: Location
+    path: str
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.location}: {self.path}: " if self.path else f"{self.location}: "
+        text = f"{where}{self.message}"
+        return f"{text}; {self.hint}" if self.hint else text
+
+
+class DriftMode(StrEnum):
+    ENFORCE = "enforce"
+    """Heal drift: put the server back to the manifest."""
+    REPORT = "report"
+    """Log and count drift, change nothing."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The `reconcile:` block of a stream manifest. Never sent to the server."""
+
+    allow_data_loss: bool = False
+    drift: DriftMode = DriftMode.ENFORCE
+    ignore_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """A stream as a manifest declares it.
+
+    `config` holds only the fields the manifest names, already in wire units (ns, bytes);
+    a field left out means the server's default.
+    """
+
+    name: str
+    config: Config
+    policy: Policy = Policy()
+    location: Location = Location("<memory>")
+    #: where each field path (dotted, e.g. `max_age`, `sources.0.name`) was written
+    field_locations: Mapping[str, Location] = field(default_factory=dict, compare=False)
+
+    def where(self, path: str) -> Location:
+        """The location of `path` or of its nearest written parent, else the document."""
+        while path:
+            if path in self.field_locations:
+                return self.field_locations[path]
+            path = path.rpartition(".")[0]
+        return self.location
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """The part of `StreamInfo.state` that decides what a change does to data."""
+
+    messages: int = 0
+    bytes: int = 0
+    first_seq: int = 0
+    last_seq: int = 0
+    first_ts_ns: int = 0
+    """Timestamp of the oldest stored message, nanoseconds since the epoch; 0 when empty."""
+    consumer_count: int = 0
+    num_subjects: int = 0
+    num_deleted: int = 0
+
+
+@dataclass(frozen=True)
+class LiveStream:
+    """A stream as the server reports it."""
+
+    name: str
+    config: Config
+    state: StreamState = StreamState()
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A stored message as the impact probe sees it: enough to know its stored size and age."""
+
+    seq: int
+    subject: str
+    time_ns: int
+    payload_len: int
+    headers_len: int = 0
+
+
+@dataclass(frozen=True)
+class MessageSample:
+    """Messages of a stream read oldest first, for predicting what a change discards.
+
+    `messages` is every stored message from the first on, in sequence order, unless
+    `complete` is false: then the probe stopped at its read budget and only a prefix is here.
+    `subject_counts` is filled when a per-subject limit is lowered.
+    """
+
+    messages: tuple[StoredMessage, ...] = ()
+    complete: bool = True
+    subject_counts: Mapping[str, int] | None = None
+    now_ns: int = 0
+    """The server-side notion of now the sample was read at (for max_age)."""
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    NOOP = "noop"
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field that differs: `path` is dotted (`max_age`, `metadata.owner`)."""
+
+    path: str
+    live: Any
+    desired: Any
+
+
+@dataclass(frozen=True)
+class Impact:
+    """What applying a change discards from a stream's stored messages."""
+
+    messages: int = 0
+    bytes: int = 0
+    exact: bool = True
+    """False when the stream was too large to read whole: the numbers are a lower bound."""
+    causes: tuple[str, ...] = ()
+    """The fields whose change discards data (e.g. `max_bytes`, `retention`)."""
+
+    @property
+    def loses_data(self) -> bool:
+        return self.messages > 0 or self.bytes > 0
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """What the reconciler will do to one stream, and why."""
+
+    name: str
+    action: Action
+    changes: tuple[FieldChange, ...] = ()
+    config: Config | None = None
+    """The whole configuration to send on create/update (an update replaces the config)."""
+    reasons: tuple[str, ...] = ()
+    """Why the stream is blocked, one sentence each."""
+    impact: Impact | None = None
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    streams: tuple[StreamPlan, ...] = ()
+    unmanaged: tuple[str, ...] = ()
+    """Streams on the server that no manifest declares: listed, never touched."""
+
+    def count(self, action: Action) -> int:
+        return sum(1 for s in self.streams if s.action is action)
+
+    @property
+    def pending(self) -> bool:
+        return any(s.action in (Action.CREATE, Action.UPDATE) for s in self.streams)
+
+    @property
+    def blocked(self) -> bool:
+        return any(s.action is Action.BLOCKED for s in self.streams)
+
+
+class Status(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of applying one stream's plan."""
+
+    plan: StreamPlan
+    status: Status
+    error: str | None = None
+    err_code: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    """How to reach and authenticate to NATS. Secrets never appear in repr()."""
+
+    servers: tuple[str, ...] = ("nats://127.0.0.1:4222",)
+    creds: str | None = None
+    nkey: str | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    name: str = "jetstream-reconciler"
+    """Client name; the server reports it in API advisories, which is how our own changes are
+    told apart from everyone else's."""
+    connect_timeout: float = 2.0
+    request_timeout: float = 5.0
