@@ -1,0 +1,394 @@
+"""The plan as a pure function: tables of desired specs and live configs in, plans out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from reconciler.model import (
+    Action,
+    FieldChange,
+    Impact,
+    LiveStream,
+    MessageSample,
+    Policy,
+    StoredMessage,
+    StreamSpec,
+    StreamState,
+)
+from reconciler.plan import (
+    KNOWN_FIELDS,
+    build_plan,
+    canonical,
+    desired_config,
+    diff,
+    normalise_timestamp,
+    plan_stream,
+    predict_impact,
+    sample_request,
+    stored_size,
+    timestamp_ns,
+)
+
+S = 1_000_000_000
+MS = 1_000_000
+
+# What nats-server 2.15 answers for `{"name": "events", "subjects": ["events.*"]}`.
+LIVE_EVENTS: dict[str, Any] = {
+    "name": "events",
+    "subjects": ["events.*"],
+    "retention": "limits",
+    "max_consumers": -1,
+    "max_msgs": -1,
+    "max_bytes": -1,
+    "max_age": 0,
+    "max_msgs_per_subject": -1,
+    "max_msg_size": -1,
+    "discard": "old",
+    "storage": "file",
+    "num_replicas": 1,
+    "duplicate_window": 120 * S,
+    "compression": "none",
+    "allow_direct": False,
+    "mirror_direct": False,
+    "sealed": False,
+    "deny_delete": False,
+    "deny_purge": False,
+    "allow_rollup_hdrs": False,
+    "consumer_limits": {},
+    "metadata": {"_nats.req.level": "0", "_nats.ver": "2.15.1", "_nats.level": "1"},
+}
+
+
+def spec(name: str = "events", policy: Policy | None = None, **config: Any) -> StreamSpec:
+    return StreamSpec(name=name, config={"name": name, **config}, policy=policy or Policy())
+
+
+def live(config: dict[str, Any] | None = None, **state: Any) -> LiveStream:
+    config = LIVE_EVENTS if config is None else config
+    return LiveStream(config["name"], config, StreamState(**state))
+
+
+def with_live(**changes: Any) -> dict[str, Any]:
+    return {**LIVE_EVENTS, **changes}
+
+
+# --- canonical form: what makes a just-applied stream show no change --------------------------
+
+
+@pytest.mark.parametrize(
+    ("desired", "live_config"),
+    [
+        ({"subjects": ["events.*"]}, LIVE_EVENTS),
+        ({"subjects": ["events.*"], "max_msgs": 0, "max_bytes": 0}, LIVE_EVENTS),
+        ({"subjects": ["events.*"], "num_replicas": 0}, LIVE_EVENTS),
+        ({"subjects": ["events.*"], "storage": "file", "retention": "limits"}, LIVE_EVENTS),
+        ({"subjects": ["events.*"], "metadata": {}}, LIVE_EVENTS),
+        ({"subjects": ["events.*"], "persist_mode": "default"}, LIVE_EVENTS),
+        ({"subjects": ["events.*"], "description": ""}, LIVE_EVENTS),
+        # duplicate_window follows a short max_age
+        ({"subjects": ["events.*"], "max_age": 100 * MS},
+         with_live(max_age=100 * MS, duplicate_window=100 * MS)),
+        # subjects default to the name
+        ({}, with_live(subjects=["events"])),
+        # subject order carries no meaning
+        ({"subjects": ["b.*", "a.*"]}, with_live(subjects=["a.*", "b.*"])),
+        # user metadata compared, the server's own keys never
+        ({"subjects": ["events.*"], "metadata": {"owner": "team-a"}},
+         with_live(metadata={"owner": "team-a", "_nats.req.level": "0"})),
+        # what the server forces along with subject_delete_marker_ttl
+        ({"subjects": ["events.*"], "subject_delete_marker_ttl": 5 * S},
+         with_live(subject_delete_marker_ttl=5 * S, allow_msg_ttl=True,
+                   allow_rollup_hdrs=True)),
+        # timestamps compared as instants
+        ({"sources": [{"name": "a", "opt_start_time": "2024-01-01T01:00:00+01:00"}]},
+         with_live(subjects=None, duplicate_window=0,
+                   sources=[{"name": "a", "opt_start_time": "2024-01-01T00:00:00Z",
+                             "filter_subject": ""}])),
+    ],
+)
+def test_no_false_drift(desired: dict[str, Any], live_config: dict[str, Any]) -> None:
+    plan = plan_stream(spec(**desired), live(live_config))
+    assert plan.action is Action.NOOP, plan.changes
+
+
+def test_every_schema_field_is_known() -> None:
+    import json
+    from importlib.resources import files
+
+    schema = json.loads(
+        files("reconciler").joinpath("schema/stream_configuration.schema.json").read_text()
+    )
+    assert set(schema["properties"]) == KNOWN_FIELDS
+
+
+def test_canonical_is_idempotent() -> None:
+    once = canonical(LIVE_EVENTS)
+    assert canonical(once) == once
+
+
+def test_removing_a_line_reverts_to_the_default() -> None:
+    current = with_live(max_msgs=10, description="old")
+    plan = plan_stream(spec(subjects=["events.*"]), live(current))
+    assert plan.action is Action.UPDATE
+    assert plan.changes == (
+        FieldChange("description", "old", None),
+        FieldChange("max_msgs", 10, -1),
+    )
+    assert plan.config is not None
+    assert plan.config["max_msgs"] == -1 and "description" not in plan.config
+
+
+def test_diff_names_nested_and_metadata_fields() -> None:
+    desired = canonical({"name": "x", "metadata": {"a": "1", "b": "2"},
+                         "placement": {"cluster": "east"}})
+    current = canonical({"name": "x", "metadata": {"a": "0"}})
+    assert diff(desired, current) == (
+        FieldChange("metadata.a", "0", "1"),
+        FieldChange("metadata.b", None, "2"),
+        FieldChange("placement.cluster", None, "east"),
+    )
+
+
+def test_ignore_fields_keep_the_live_value() -> None:
+    current = with_live(max_msgs=500, metadata={"owner": "ops"})
+    s = spec(subjects=["events.*"], max_msgs=10,
+             policy=Policy(ignore_fields=("max_msgs", "metadata.owner")))
+    plan = plan_stream(s, live(current))
+    assert plan.action is Action.NOOP
+    config = desired_config(s, live(current))
+    assert config["max_msgs"] == 500
+    assert config["metadata"] == {"owner": "ops"}
+
+
+def test_lowering_max_age_lowers_the_default_duplicate_window() -> None:
+    plan = plan_stream(spec(subjects=["events.*"], max_age=100 * MS), live())
+    assert plan.action is Action.UPDATE
+    assert plan.config is not None
+    assert plan.config["max_age"] == 100 * MS
+    assert plan.config["duplicate_window"] == 100 * MS
+    assert FieldChange("duplicate_window", 120 * S, 100 * MS) in plan.changes
+
+
+def test_an_explicit_duplicate_window_is_kept() -> None:
+    s = spec(subjects=["events.*"], max_age=60 * S, duplicate_window=30 * S)
+    config = desired_config(s, live())
+    assert config["duplicate_window"] == 30 * S
+
+
+def test_create_sends_the_whole_configuration() -> None:
+    plan = plan_stream(spec(subjects=["events.*"], max_msgs=10), None)
+    assert plan.action is Action.CREATE
+    assert plan.config == canonical(LIVE_EVENTS) | {"max_msgs": 10}
+    assert FieldChange("max_msgs", None, 10) in plan.changes
+
+
+# --- what the server cannot do ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("desired", "live_config", "reason"),
+    [
+        ({"storage": "memory"}, LIVE_EVENTS,
+         "storage cannot change on an existing stream (file -> memory); keep storage: file, "
+         "or declare a new stream with the new storage and move the data"),
+        ({"retention": "workqueue"}, LIVE_EVENTS,
+         "retention cannot change from limits to workqueue (only limits <-> interest is "
+         "possible); keep retention: limits"),
+        ({"retention": "limits"}, with_live(retention="workqueue"),
+         "retention cannot change from workqueue to limits (only limits <-> interest is "
+         "possible); keep retention: workqueue"),
+        ({"allow_msg_counter": True}, LIVE_EVENTS,
+         "allow_msg_counter cannot change on an existing stream; keep allow_msg_counter: false"),
+        ({"persist_mode": "async"}, LIVE_EVENTS,
+         "persist_mode cannot change on an existing stream; keep persist_mode: default"),
+        ({"deny_delete": False}, with_live(deny_delete=True),
+         "deny_delete cannot be turned off once on; keep deny_delete: true"),
+        ({"deny_purge": False}, with_live(deny_purge=True),
+         "deny_purge cannot be turned off once on; keep deny_purge: true"),
+        ({"allow_msg_ttl": False}, with_live(allow_msg_ttl=True),
+         "allow_msg_ttl cannot be turned off once on; keep allow_msg_ttl: true"),
+        ({"allow_msg_schedules": False}, with_live(allow_msg_schedules=True,
+                                                   allow_rollup_hdrs=True),
+         "allow_msg_schedules cannot be turned off once on; keep allow_msg_schedules: true"),
+        ({"sealed": False}, with_live(sealed=True, discard="new", deny_delete=True,
+                                      deny_purge=True),
+         "sealed cannot be turned off once on; keep sealed: true"),
+        ({"mirror": {"name": "other"}, "subjects": []}, LIVE_EVENTS,
+         "a mirror cannot be added to an existing stream; remove the mirror block or declare "
+         "the mirror as a new stream"),
+    ],
+)
+def test_blocked_changes(desired: dict[str, Any], live_config: dict[str, Any], reason: str) -> None:
+    s = spec(**({"subjects": ["events.*"]} | desired))
+    plan = plan_stream(s, live(live_config))
+    assert plan.action is Action.BLOCKED
+    assert reason in plan.reasons
+
+
+def test_sealing_is_allowed_and_shows_what_it_forces() -> None:
+    plan = plan_stream(spec(subjects=["events.*"], sealed=True), live())
+    assert plan.action is Action.UPDATE
+    paths = {c.path for c in plan.changes}
+    assert {"sealed", "discard", "deny_delete", "deny_purge"} <= paths
+
+
+def test_removing_a_mirror_promotes_the_stream() -> None:
+    mirror = with_live(subjects=None, mirror={"name": "origin"}, duplicate_window=0)
+    plan = plan_stream(spec(name="events", subjects=["events.*"]), live(mirror))
+    assert plan.action is Action.UPDATE
+
+
+def test_unmanaged_streams_are_listed_not_touched() -> None:
+    other = with_live(name="legacy", subjects=["legacy.>"])
+    plan = build_plan([spec(subjects=["events.*"])], [live(), live(other)])
+    assert plan.unmanaged == ("legacy",)
+    assert [s.name for s in plan.streams] == ["events"]
+
+
+# --- data-loss impact ------------------------------------------------------------------------
+
+SEED_SUBJECTS = ["events.page_loaded", "events.mouse_clicked", "events.mouse_clicked",
+                 "events.page_loaded", "events.mouse_clicked", "events.input_focused"]
+
+
+def messages(subjects: list[str], t0: int = 1_000 * S, step: int = MS,
+             payload: int = 0) -> tuple[StoredMessage, ...]:
+    return tuple(StoredMessage(i + 1, s, t0 + i * step, payload) for i, s in enumerate(subjects))
+
+
+def seeded(subjects: list[str], storage: str = "file", payload: int = 0,
+           **config: Any) -> tuple[LiveStream, MessageSample]:
+    msgs = messages(subjects, payload=payload)
+    total = sum(stored_size(m, storage) for m in msgs)
+    stream = live(with_live(storage=storage, **config), messages=len(msgs), bytes=total,
+                  first_seq=1, last_seq=len(msgs), first_ts_ns=msgs[0].time_ns)
+    return stream, MessageSample(msgs, True, None, now_ns=msgs[-1].time_ns + S)
+
+
+def test_stored_size_matches_the_server_formula() -> None:
+    msgs = messages(SEED_SUBJECTS)
+    assert sum(stored_size(m, "file") for m in msgs) == 296
+    assert stored_size(StoredMessage(1, "a.b", 0, 10, 20), "file") == 22 + 3 + 4 + 20 + 10 + 8
+    assert stored_size(StoredMessage(1, "a.b", 0, 10, 20), "memory") == 3 + 20 + 10 + 16
+
+
+def test_seed_limits_within_reach_lose_nothing() -> None:
+    stream, sample = seeded(SEED_SUBJECTS)
+    for change in ({"max_msgs": 10}, {"max_bytes": 300}):
+        plan = plan_stream(spec(subjects=["events.*"], **change), stream, sample)
+        assert plan.action is Action.UPDATE
+        assert plan.impact in (None, Impact(0, 0, True, ()))
+
+
+def test_seed_max_bytes_after_twelve_messages() -> None:
+    # NATS by Example: six more messages after max_msgs 10 -> the stream holds the last ten
+    stream, sample = seeded((SEED_SUBJECTS * 2)[2:], max_msgs=10)
+    plan = plan_stream(spec(subjects=["events.*"], max_msgs=10, max_bytes=300), stream, sample)
+    assert plan.action is Action.BLOCKED
+    # 10 messages, 494 bytes; the four oldest (48 + 3 x 50 bytes) go, leaving 296
+    assert plan.impact == Impact(4, 198, True, ("max_bytes",))
+    assert plan.reasons == (
+        "max_bytes would discard 4 messages (198 bytes); set reconcile.allow_data_loss: true "
+        "in the manifest or pass --allow-data-loss to accept the loss",
+    )
+
+
+def test_seed_max_age_discards_everything_older() -> None:
+    stream, sample = seeded(SEED_SUBJECTS)
+    plan = plan_stream(spec(subjects=["events.*"], max_age=100 * MS), stream, sample)
+    assert plan.action is Action.BLOCKED
+    assert plan.impact == Impact(6, 296, True, ("max_age",))
+    allowed = plan_stream(spec(subjects=["events.*"], max_age=100 * MS,
+                               policy=Policy(allow_data_loss=True)), stream, sample)
+    assert allowed.action is Action.UPDATE
+    assert allowed.impact == Impact(6, 296, True, ("max_age",))
+    flag = plan_stream(spec(subjects=["events.*"], max_age=100 * MS), stream, sample,
+                       allow_data_loss=True)
+    assert flag.action is Action.UPDATE
+
+
+def test_memory_storage_sizes() -> None:
+    stream, sample = seeded(SEED_SUBJECTS, storage="memory")
+    plan = plan_stream(spec(subjects=["events.*"], storage="memory", max_msgs=4), stream, sample)
+    # the two oldest: events.page_loaded (18+16) and events.mouse_clicked (20+16)
+    assert plan.impact == Impact(2, 70, True, ("max_msgs",))
+
+
+def test_discard_new_drops_nothing_until_it_flips_to_old() -> None:
+    stream, sample = seeded(SEED_SUBJECTS, discard="new")
+    kept = plan_stream(spec(subjects=["events.*"], discard="new", max_msgs=2), stream, sample)
+    assert kept.action is Action.UPDATE and kept.impact in (None, Impact())
+    # the stream now holds more than its limit; flipping discard to old trims it
+    over, sample = seeded(SEED_SUBJECTS, discard="new", max_msgs=2)
+    flip = plan_stream(spec(subjects=["events.*"], discard="old", max_msgs=2), over, sample)
+    assert flip.action is Action.BLOCKED
+    assert flip.impact == Impact(4, 196, True, ("max_msgs",))
+
+
+def test_per_subject_limit_keeps_the_newest_of_each_subject() -> None:
+    stream, sample = seeded(SEED_SUBJECTS)
+    counts = MessageSample(sample.messages, True,
+                           {"events.page_loaded": 2, "events.mouse_clicked": 3,
+                            "events.input_focused": 1}, sample.now_ns)
+    plan = plan_stream(spec(subjects=["events.*"], max_msgs_per_subject=1), stream, counts)
+    # one page_loaded (48) and two mouse_clicked (50 each) go
+    assert plan.impact == Impact(3, 148, True, ("max_msgs_per_subject",))
+
+
+def test_retention_to_interest_without_consumers_deletes_everything() -> None:
+    stream, _ = seeded(SEED_SUBJECTS)
+    plan = plan_stream(spec(subjects=["events.*"], retention="interest"), stream)
+    assert plan.impact == Impact(6, 296, True, ("retention",))
+    assert plan.action is Action.BLOCKED
+
+
+def test_retention_to_interest_with_consumers_is_uncertain_so_guarded() -> None:
+    stream, _ = seeded(SEED_SUBJECTS)
+    stream = LiveStream(stream.name, stream.config,
+                        StreamState(messages=6, bytes=296, consumer_count=1))
+    plan = plan_stream(spec(subjects=["events.*"], retention="interest"), stream)
+    assert plan.action is Action.BLOCKED
+    assert plan.reasons[0].startswith(
+        "retention may discard stored messages (the number cannot be known in advance)")
+
+
+def test_an_incomplete_sample_gives_a_lower_bound() -> None:
+    stream, sample = seeded(SEED_SUBJECTS * 4)  # 24 stored, only the first 6 read
+    partial = MessageSample(sample.messages[:6], False, None, sample.now_ns)
+    plan = plan_stream(spec(subjects=["events.*"], max_msgs=2), stream, partial)
+    assert plan.impact is not None
+    assert (plan.impact.messages, plan.impact.exact) == (6, False)
+    assert "would discard at least 6 messages" in plan.reasons[0]
+
+
+def test_a_prefix_that_reaches_the_survivors_is_exact() -> None:
+    stream, sample = seeded(SEED_SUBJECTS * 4)
+    partial = MessageSample(sample.messages[:6], False, None, sample.now_ns)
+    plan = plan_stream(spec(subjects=["events.*"], max_msgs=22), stream, partial)
+    assert plan.impact is not None and plan.impact.exact
+    assert plan.impact.messages == 2
+
+
+def test_sample_request_only_when_something_can_go() -> None:
+    stream, _ = seeded(SEED_SUBJECTS)
+    desired = canonical({"name": "events", "subjects": ["events.*"], "max_msgs": 10})
+    assert sample_request(desired, stream) is None
+    desired = canonical({"name": "events", "subjects": ["events.*"], "max_msgs": 5})
+    assert sample_request(desired, stream) is not None
+    desired = canonical({"name": "events", "max_msgs_per_subject": 5})
+    request = sample_request(desired, stream)
+    assert request is not None and request.subject_counts
+    empty = live()
+    assert sample_request(canonical({"name": "events", "max_msgs": 1}), empty) is None
+
+
+def test_predict_impact_none_when_no_messages() -> None:
+    assert predict_impact(canonical({"name": "e", "max_msgs": 1}), live(), None) is None
+
+
+def test_timestamps_exact_to_the_nanosecond() -> None:
+    assert timestamp_ns("1970-01-01T00:00:01.000000007Z") == 1_000_000_007
+    assert timestamp_ns("1970-01-01T01:00:00+01:00") == 0
+    assert normalise_timestamp("2024-01-01T00:00:00.5+00:00") == "2024-01-01T00:00:00.500000000Z"
