@@ -6,7 +6,7 @@
      └── JetStreamError         anything that went wrong talking to the server
           ├── ConnectFailed     the server could not be reached (or refused our credentials)
           ├── RequestTimeout    no answer to an API request in time
-          └── ApiError          the server answered with an error (status code, err_code, description)
+          └── ApiError          the server answered with an error (status, err_code, words)
 """
 
 from __future__ import annotations

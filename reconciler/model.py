@@ -205,6 +205,9 @@ class Status(StrEnum):
     UPDATED = "updated"
     UNCHANGED = "unchanged"
     BLOCKED = "blocked"
+    """Refused by policy (data loss not allowed) or impossible for the server."""
+    REPORTED = "reported"
+    """Drift left in place because the stream's policy is `drift: report`."""
     FAILED = "failed"
 
 

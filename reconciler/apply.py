@@ -1,0 +1,108 @@
+"""Execute a plan: create and update streams with bounded concurrency, an outcome per stream.
+
+One stream's failure never stops the others. Every exception becomes an `Outcome`, except
+`asyncio.CancelledError`, which always propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Protocol
+
+import structlog
+
+from reconciler.errors import ApiError, JetStreamError
+from reconciler.model import (
+    Action,
+    Config,
+    DriftMode,
+    LiveStream,
+    Outcome,
+    Plan,
+    Policy,
+    Status,
+    StreamPlan,
+)
+from reconciler.plan import describe_impact
+
+log = structlog.get_logger("reconciler.apply")
+
+
+class StreamWriter(Protocol):
+    """The part of `jetstream.JetStream` that apply needs."""
+
+    async def create_stream(self, config: Config) -> LiveStream: ...
+
+    async def update_stream(self, config: Config) -> LiveStream: ...
+
+
+async def apply_plan(
+    js: StreamWriter,
+    plan: Plan,
+    policies: Mapping[str, Policy],
+    *,
+    concurrency: int = 32,
+) -> tuple[Outcome, ...]:
+    """Apply every create and update of `plan`; outcomes in the plan's order."""
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(stream: StreamPlan) -> Outcome:
+        async with gate:
+            return await apply_stream(js, stream, policies.get(stream.name, Policy()))
+
+    return tuple(await asyncio.gather(*(one(s) for s in plan.streams)))
+
+
+async def apply_stream(js: StreamWriter, stream: StreamPlan, policy: Policy) -> Outcome:
+    bound = log.bind(stream=stream.name)
+    if stream.action is Action.NOOP:
+        return Outcome(stream, Status.UNCHANGED)
+    if stream.action is Action.BLOCKED:
+        bound.warning(
+            "change_blocked",
+            reasons=list(stream.reasons),
+            impact=_impact_fields(stream),
+            changes=[c.path for c in stream.changes],
+        )
+        return Outcome(stream, Status.BLOCKED, "; ".join(stream.reasons))
+    if policy.drift is DriftMode.REPORT:
+        bound.info("drift_reported", changes=[c.path for c in stream.changes],
+                   action=str(stream.action))
+        return Outcome(stream, Status.REPORTED)
+    assert stream.config is not None
+    try:
+        if stream.action is Action.CREATE:
+            await js.create_stream(stream.config)
+            bound.info("stream_created", config=dict(stream.config))
+            return Outcome(stream, Status.CREATED)
+        await js.update_stream(stream.config)
+        bound.info(
+            "stream_updated",
+            changes=[{"field": c.path, "live": c.live, "desired": c.desired}
+                     for c in stream.changes],
+            impact=_impact_fields(stream),
+        )
+        return Outcome(stream, Status.UPDATED)
+    except asyncio.CancelledError:
+        raise
+    except ApiError as exc:
+        bound.error("apply_failed", action=str(stream.action), code=exc.code,
+                    err_code=exc.err_code, description=exc.description, error=exc.message)
+        return Outcome(stream, Status.FAILED, exc.message, exc.err_code)
+    except JetStreamError as exc:
+        bound.error("apply_failed", action=str(stream.action), error=str(exc))
+        return Outcome(stream, Status.FAILED, str(exc))
+
+
+def _impact_fields(stream: StreamPlan) -> dict[str, object] | None:
+    impact = stream.impact
+    if impact is None:
+        return None
+    return {
+        "messages": impact.messages,
+        "bytes": impact.bytes,
+        "exact": impact.exact,
+        "causes": list(impact.causes),
+        "summary": describe_impact(impact),
+    }

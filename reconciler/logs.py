@@ -1,0 +1,72 @@
+"""structlog set-up, done once by the CLI. Modules only call `structlog.get_logger()`.
+
+JSON lines when stderr is not a terminal (or `--log-format json`), readable console output
+when it is. nats-py and watchfiles log through `logging`; their records go through the same
+renderer. Values under keys that name a secret are masked, whatever logged them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+SECRET_KEYS = frozenset({"password", "token", "nkey_seed", "seed", "creds_content", "jwt"})
+
+
+def _mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event):
+        if key in SECRET_KEYS and event[key] is not None:
+            event[key] = "***"
+    return event
+
+
+def setup(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
+    """Route structlog and stdlib logging to `stream` (stderr) in one format."""
+    stream = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _mask_secrets,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(_level(level)),
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info if fmt == "json" else _identity,
+            renderer,
+        ],
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(_level(level))
+    # Libraries speak at WARNING and above unless we debug.
+    for name in ("nats", "watchfiles", "aiohttp", "asyncio"):
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+
+
+def _identity(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    return event
+
+
+def _level(name: str) -> int:
+    return int(logging.getLevelName(name.upper()))

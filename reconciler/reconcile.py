@@ -1,0 +1,150 @@
+"""One reconcile pass: live configs -> plan -> (apply) -> one summary event.
+
+    specs (manifests) ──┐
+                        ├─> plan.build_plan ──> apply.apply_plan ──> reconcile_finished
+    live (STREAM.LIST) ─┤
+    samples (MSG.GET) ──┘   read only for streams where a change can discard messages
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from reconciler.apply import StreamWriter, apply_plan
+from reconciler.model import (
+    Action,
+    LiveStream,
+    MessageSample,
+    Outcome,
+    Plan,
+    Status,
+    StreamPlan,
+    StreamSpec,
+)
+from reconciler.plan import build_plan, desired_config, sample_request
+
+log = structlog.get_logger("reconciler.reconcile")
+
+
+class JetStreamAPI(StreamWriter, Protocol):
+    """The part of `jetstream.JetStream` that a reconcile pass needs."""
+
+    async def list_streams(self) -> list[LiveStream]: ...
+
+    async def sample_messages(
+        self, live: LiveStream, *, budget: int = ..., subject_counts: bool = ...
+    ) -> MessageSample: ...
+
+
+@dataclass(frozen=True)
+class Result:
+    reconcile_id: str
+    plan: Plan
+    outcomes: tuple[Outcome, ...] = ()
+    duration_s: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        if self.outcomes:
+            return dict(Counter(str(o.status) for o in self.outcomes))
+        return dict(Counter(str(s.action) for s in self.plan.streams))
+
+    @property
+    def failed(self) -> bool:
+        return any(o.status is Status.FAILED for o in self.outcomes)
+
+    @property
+    def blocked(self) -> bool:
+        return any(o.status in (Status.BLOCKED, Status.REPORTED) for o in self.outcomes)
+
+
+def new_reconcile_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+async def compute_plan(
+    js: JetStreamAPI,
+    specs: Sequence[StreamSpec],
+    *,
+    allow_data_loss: bool = False,
+    concurrency: int = 32,
+) -> Plan:
+    """Read the live state this plan needs, then plan (pure)."""
+    live = await js.list_streams()
+    by_name = {s.name: s for s in live}
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def sample(spec: StreamSpec) -> tuple[str, MessageSample] | None:
+        current = by_name.get(spec.name)
+        if current is None:
+            return None
+        request = sample_request(desired_config(spec, current), current)
+        if request is None:
+            return None
+        async with gate:
+            got = await js.sample_messages(current, subject_counts=request.subject_counts)
+        return spec.name, got
+
+    found = await asyncio.gather(*(sample(s) for s in specs))
+    samples = dict(f for f in found if f is not None)
+    return build_plan(specs, live, samples, allow_data_loss=allow_data_loss)
+
+
+async def reconcile(
+    js: JetStreamAPI,
+    specs: Sequence[StreamSpec],
+    *,
+    allow_data_loss: bool = False,
+    concurrency: int = 32,
+    apply: bool = True,
+    source: str = "manifest",
+    actor: str | None = None,
+    reconcile_id: str | None = None,
+) -> Result:
+    """Plan, and apply unless `apply` is false. Emits `drift_detected` per differing stream
+    and one `reconcile_finished`. Raises only for errors that stop the whole pass (listing
+    streams failed); per-stream errors are outcomes."""
+    reconcile_id = reconcile_id or new_reconcile_id()
+    started = time.monotonic()
+    with structlog.contextvars.bound_contextvars(reconcile_id=reconcile_id):
+        plan = await compute_plan(
+            js, specs, allow_data_loss=allow_data_loss, concurrency=concurrency
+        )
+        for stream in plan.streams:
+            if stream.action is not Action.NOOP:
+                _log_drift(stream, source, actor)
+        outcomes: tuple[Outcome, ...] = ()
+        if apply:
+            policies = {s.name: s.policy for s in specs}
+            outcomes = await apply_plan(js, plan, policies, concurrency=concurrency)
+        result = Result(reconcile_id, plan, outcomes, time.monotonic() - started)
+        log.info(
+            "reconcile_finished",
+            source=source,
+            streams=len(plan.streams),
+            unmanaged=len(plan.unmanaged),
+            counts=result.counts(),
+            duration_ms=round(result.duration_s * 1000, 1),
+        )
+        return result
+
+
+def _log_drift(stream: StreamPlan, source: str, actor: str | None) -> None:
+    log.info(
+        "drift_detected",
+        stream=stream.name,
+        action=str(stream.action),
+        source=source,
+        actor=actor,
+        missing=stream.action is Action.CREATE,
+        changes=[
+            {"field": c.path, "live": c.live, "desired": c.desired} for c in stream.changes
+        ] if stream.action is not Action.CREATE else [],
+    )
