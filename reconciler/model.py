@@ -243,3 +243,27 @@ class ConnectOptions:
     told apart from everyone else's."""
     connect_timeout: float = 2.0
     request_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class Advisory:
+    """A JetStream advisory that says a stream's configuration may have changed.
+
+    `kind` is "created", "updated" or "deleted" for `$JS.EVENT.ADVISORY.STREAM.*` (whose payload
+    names no client, so `actor` is None and `own` False), or "api" for a stream create, update
+    or delete request seen on `$JS.EVENT.ADVISORY.API`, which names the client that made it.
+    """
+
+    kind: str
+    stream: str | None
+    actor: str | None
+    """The client's connection name, else its user; None when the advisory names no client."""
+    own: bool
+    """Made by this connection (same client id and name)."""
+    subject: str
+    """For "api": the request subject (`$JS.API.STREAM.UPDATE.events`); else the advisory's."""
+    time_ns: int
+    """The advisory's timestamp, nanoseconds since the epoch."""
+    client_id: int | None = None
+    """The server's id for the client connection (`cid`), when the advisory names one."""
+    user: str | None = None
