@@ -455,8 +455,10 @@ def plan_stream(
     """What to do with one declared stream."""
     config = desired_config(spec, live)
     if live is None:
+        # what the manifest sets beyond a stream of all defaults
         changes = tuple(
-            FieldChange(c.path, None, c.desired) for c in diff(config, {})
+            FieldChange(c.path, None, c.desired)
+            for c in diff(config, canonical({"name": spec.name}))
         )
         return StreamPlan(spec.name, Action.CREATE, changes, config, location=spec.location)
 

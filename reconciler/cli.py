@@ -1,0 +1,250 @@
+"""The command line: parse, call, map the outcome to an exit code. Nothing else lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from reconciler import __version__, logs
+from reconciler.errors import ManifestError, ReconcilerError
+from reconciler.manifest import load_manifests
+from reconciler.model import Plan, Status, StreamSpec
+from reconciler.report import render_json, render_markdown, render_text
+from reconciler.settings import Settings, connect_options
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_BLOCKED = 0, 1, 2, 3
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+ENV = "JETSTREAM_RECONCILER_"
+
+
+def _connection_options(f: F) -> F:
+    options = [
+        click.option("--server", "-s", envvar="NATS_URL", metavar="URLS",
+                     help="NATS server URL(s), comma-separated. [env: NATS_URL; "
+                          "default: nats://127.0.0.1:4222]"),
+        click.option("--context", envvar="NATS_CONTEXT", metavar="NAME",
+                     help="Use a `nats` CLI context (~/.config/nats/context/NAME.json); "
+                          "flags override its values. [env: NATS_CONTEXT]"),
+        click.option("--creds", envvar="NATS_CREDS", metavar="FILE",
+                     help="User credentials file (JWT and seed). [env: NATS_CREDS]"),
+        click.option("--nkey", envvar="NATS_NKEY", metavar="FILE",
+                     help="NKey seed file. [env: NATS_NKEY]"),
+        click.option("--user", envvar="NATS_USER", help="User name. [env: NATS_USER]"),
+        click.option("--password", envvar="NATS_PASSWORD",
+                     help="Password; prefer --password-file. [env: NATS_PASSWORD]"),
+        click.option("--password-file", envvar="NATS_PASSWORD_FILE", metavar="FILE",
+                     help="Read the password from FILE. [env: NATS_PASSWORD_FILE]"),
+        click.option("--token", envvar="NATS_TOKEN",
+                     help="Auth token; prefer --token-file. [env: NATS_TOKEN]"),
+        click.option("--token-file", envvar="NATS_TOKEN_FILE", metavar="FILE",
+                     help="Read the auth token from FILE. [env: NATS_TOKEN_FILE]"),
+        click.option("--tls-cert", envvar="NATS_CERT", metavar="FILE",
+                     help="TLS client certificate. [env: NATS_CERT]"),
+        click.option("--tls-key", envvar="NATS_KEY", metavar="FILE",
+                     help="TLS client key. [env: NATS_KEY]"),
+        click.option("--tls-ca", envvar="NATS_CA", metavar="FILE",
+                     help="CA certificate to verify the server. [env: NATS_CA]"),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _log_options(f: F) -> F:
+    f = click.option("--log-level", envvar=ENV + "LOG_LEVEL", default="info",
+                     type=click.Choice(["debug", "info", "warning", "error"]),
+                     show_default=True, help=f"[env: {ENV}LOG_LEVEL]")(f)
+    f = click.option("--log-format", envvar=ENV + "LOG_FORMAT", default="auto",
+                     type=click.Choice(["auto", "json", "console"]), show_default=True,
+                     help="Events on stderr: JSON lines, or readable console output; auto "
+                          f"picks console on a terminal. [env: {ENV}LOG_FORMAT]")(f)
+    return f
+
+
+def _apply_options(f: F) -> F:
+    f = click.option("--concurrency", envvar=ENV + "CONCURRENCY", default=32, show_default=True,
+                     type=click.IntRange(1, 256), metavar="N",
+                     help=f"API requests in flight at once. [env: {ENV}CONCURRENCY]")(f)
+    f = click.option("--allow-data-loss", envvar=ENV + "ALLOW_DATA_LOSS", is_flag=True,
+                     help="Apply changes that discard stored messages, for every stream "
+                          "(per stream: `reconcile: {allow_data_loss: true}`). "
+                          f"[env: {ENV}ALLOW_DATA_LOSS]")(f)
+    return f
+
+
+_paths = click.argument("paths", nargs=-1, metavar="[PATH]...")
+
+
+def _settings(paths: Sequence[str], kw: dict[str, Any]) -> Settings:
+    logs.setup(kw.pop("log_format", "auto"), kw.pop("log_level", "info"))
+    connect = connect_options(**{k: kw.pop(k) for k in (
+        "server", "context", "creds", "nkey", "user", "password", "password_file", "token",
+        "token_file", "tls_cert", "tls_key", "tls_ca")})
+    return Settings(paths=tuple(paths) or ("config",), connect=connect, **kw)
+
+
+def _load(settings: Settings) -> list[StreamSpec]:
+    result = load_manifests(settings.paths)
+    if result.problems:
+        raise ManifestError(result.problems)
+    return list(result.specs)
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", "-V", prog_name="jetstream-reconciler")
+def cli() -> None:
+    """Keep NATS JetStream streams exactly as declared in YAML manifests.
+
+    \b
+    Write one stream per YAML document (config/events.yaml is an example), then:
+      jetstream-reconciler validate config/     check the manifests, no server needed
+      jetstream-reconciler plan config/         show what would change on the server
+      jetstream-reconciler apply config/        make the server match the manifests
+      jetstream-reconciler watch config/        keep it matching: heal drift as it happens
+
+    \b
+    Exit codes: 0 in sync / success, 1 error, 2 changes pending (plan
+    --detailed-exitcode), 3 a change was blocked (data loss not allowed, or a change the
+    server cannot make).
+    """
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@_paths
+def validate(paths: tuple[str, ...]) -> None:
+    """Check manifests without contacting a server.
+
+    Reports every problem as FILE:LINE:COLUMN: FIELD: what is wrong; what to write instead.
+    Exit 0 when all are valid, 1 otherwise.
+    """
+    result = load_manifests(paths or ("config",))
+    if result.problems:
+        raise ManifestError(result.problems)
+    names = ", ".join(s.name for s in result.specs) or "none"
+    click.echo(f"{len(result.files)} manifest files valid: {len(result.specs)} streams "
+               f"({names}).")
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@_paths
+@click.option("--output", "-o", type=click.Choice(["text", "json", "markdown"]), default="text",
+              show_default=True, help="text for people, json for programs (schema in the "
+                                      "README), markdown for a pull-request comment.")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when in sync, 2 when changes are pending, 3 when a change is blocked.")
+@click.option("--allow-data-loss", envvar=ENV + "ALLOW_DATA_LOSS", is_flag=True,
+              help="Plan changes that discard stored messages as allowed, for every stream.")
+@_connection_options
+@_log_options
+def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, **kw: Any) -> int:
+    """Show what apply would change on the server, and what each change would delete.
+
+    Reads every live stream configuration (paged STREAM.LIST), predicts the exact messages
+    and bytes a change would discard, and never changes anything. Streams on the server that
+    no manifest declares are listed as unmanaged.
+    """
+    settings = _settings(paths, kw)
+    specs = _load(settings)
+    result = asyncio.run(_plan(settings, specs))
+    if output == "json":
+        click.echo(render_json(result), nl=False)
+    elif output == "markdown":
+        click.echo(render_markdown(result), nl=False)
+    else:
+        click.echo(render_text(result, colour=sys.stdout.isatty()), nl=False)
+    if not detailed_exitcode:
+        return EXIT_OK
+    if result.blocked:
+        return EXIT_BLOCKED
+    return EXIT_PENDING if result.pending else EXIT_OK
+
+
+async def _plan(settings: Settings, specs: list[StreamSpec]) -> Plan:
+    from reconciler import jetstream
+    from reconciler.reconcile import compute_plan
+
+    js = await jetstream.connect(settings.connect)
+    try:
+        return await compute_plan(js, specs, allow_data_loss=settings.allow_data_loss,
+                                  concurrency=settings.concurrency)
+    finally:
+        await js.close()
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@_paths
+@_apply_options
+@_connection_options
+@_log_options
+def apply(paths: tuple[str, ...], **kw: Any) -> int:
+    """Create and update streams so that the server matches the manifests.
+
+    Sends each stream's whole configuration (an update replaces it on the server). A change
+    that would discard stored messages is blocked unless allowed; so is a change the server
+    cannot make. Exit 0 when everything is in sync afterwards, 3 when something was blocked,
+    1 on any error.
+    """
+    settings = _settings(paths, kw)
+    specs = _load(settings)
+    from reconciler.reconcile import Result
+
+    result: Result = asyncio.run(_apply(settings, specs))
+    click.echo(render_text(result.plan, colour=sys.stdout.isatty()), nl=False)
+    counts = result.counts()
+    order = [Status.CREATED, Status.UPDATED, Status.UNCHANGED, Status.BLOCKED, Status.REPORTED,
+             Status.FAILED]
+    click.echo("Apply: " + ", ".join(f"{counts.get(str(s), 0)} {s}" for s in order) + ".")
+    for outcome in result.outcomes:
+        if outcome.status is Status.FAILED:
+            click.echo(f"error: {outcome.error}", err=True)
+    if result.failed:
+        return EXIT_ERROR
+    return EXIT_BLOCKED if result.blocked else EXIT_OK
+
+
+async def _apply(settings: Settings, specs: list[StreamSpec]) -> Any:
+    from reconciler import jetstream
+    from reconciler.reconcile import reconcile
+
+    js = await jetstream.connect(settings.connect)
+    try:
+        return await reconcile(js, specs, allow_data_loss=settings.allow_data_loss,
+                               concurrency=settings.concurrency, source="manifest")
+    finally:
+        await js.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; every exit code is decided here."""
+    try:
+        code = cli.main(args=list(argv) if argv is not None else None,
+                        prog_name="jetstream-reconciler", standalone_mode=False)
+    except ManifestError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        files = {p.location.file for p in exc.problems}
+        click.echo(f"{len(exc.problems)} {'problem' if len(exc.problems) == 1 else 'problems'}"
+                   f" in {len(files)} {'file' if len(files) == 1 else 'files'}; nothing was "
+                   "changed.", err=True)
+        return EXIT_ERROR
+    except ReconcilerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_ERROR
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_ERROR
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    return int(code) if isinstance(code, int) else EXIT_OK

@@ -1,0 +1,155 @@
+"""Plans and results as text for people, JSON for programs, Markdown for pull requests.
+
+Pure functions: a Plan in, a string out. The JSON document is versioned by
+`format_version`; README.md documents its schema.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from reconciler.fields import COUNTS, DURATIONS, SIZES
+from reconciler.model import Action, FieldChange, Plan, StreamPlan
+from reconciler.plan import describe_impact
+from reconciler.units import format_duration, format_size
+
+FORMAT_VERSION = 1
+
+_SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.BLOCKED: "!", Action.NOOP: "="}
+_COLOUR = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.BLOCKED: "red",
+           Action.NOOP: None}
+
+
+def show_value(path: str, value: Any) -> str:
+    """A field's value in the units a manifest would use."""
+    leaf = path.split(".", 1)[0] if path.startswith(("metadata.",)) else path
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        if leaf in DURATIONS:
+            return format_duration(value)
+        if leaf in SIZES:
+            return format_size(value)
+        if leaf in COUNTS and value == -1:
+            return "unlimited"
+        return str(value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(", ", ": "), sort_keys=True)
+
+
+def summary_line(plan: Plan) -> str:
+    parts = [
+        f"{plan.count(Action.CREATE)} to create",
+        f"{plan.count(Action.UPDATE)} to update",
+        f"{plan.count(Action.BLOCKED)} blocked",
+        f"{plan.count(Action.NOOP)} unchanged",
+    ]
+    if plan.unmanaged:
+        parts.append(f"{len(plan.unmanaged)} unmanaged")
+    return "Plan: " + ", ".join(parts) + "."
+
+
+def _where(stream: StreamPlan) -> str:
+    return f" ({stream.location})" if stream.location and stream.location.line else ""
+
+
+def _change_line(change: FieldChange, action: Action) -> str:
+    if action is Action.CREATE:
+        return f"{change.path}: {show_value(change.path, change.desired)}"
+    return (f"{change.path}: {show_value(change.path, change.live)} -> "
+            f"{show_value(change.path, change.desired)}")
+
+
+def render_text(plan: Plan, *, colour: bool = False) -> str:
+    def style(text: str, fg: str | None, bold: bool = False) -> str:
+        return click.style(text, fg=fg, bold=bold) if colour and (fg or bold) else text
+
+    lines: list[str] = []
+    for stream in plan.streams:
+        fg = _COLOUR[stream.action]
+        verb = "no changes" if stream.action is Action.NOOP else str(stream.action)
+        lines.append(style(f"{_SYMBOL[stream.action]} {stream.name}", fg, bold=True)
+                     + f"{_where(stream)}: {style(verb, fg)}")
+        for change in stream.changes:
+            lines.append(f"    {_change_line(change, stream.action)}")
+        if stream.impact and stream.impact.loses_data and stream.action is Action.UPDATE:
+            lines.append(style(f"    data loss (allowed): {describe_impact(stream.impact)}",
+                               "yellow"))
+        for reason in stream.reasons:
+            lines.append(style(f"    blocked: {reason}", "red"))
+    for name in plan.unmanaged:
+        lines.append(f"? {name}: unmanaged (on the server, in no manifest; left alone)")
+    if lines:
+        lines.append("")
+    lines.append(style(summary_line(plan), None, bold=True))
+    return "\n".join(lines) + "\n"
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    """The plan as a JSON-ready document (schema: README.md, "Plan JSON")."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "summary": {
+            "create": plan.count(Action.CREATE),
+            "update": plan.count(Action.UPDATE),
+            "blocked": plan.count(Action.BLOCKED),
+            "noop": plan.count(Action.NOOP),
+            "unmanaged": len(plan.unmanaged),
+            "pending": plan.pending,
+        },
+        "streams": [_stream_document(s) for s in plan.streams],
+        "unmanaged": list(plan.unmanaged),
+    }
+
+
+def _stream_document(stream: StreamPlan) -> dict[str, Any]:
+    impact = stream.impact
+    return {
+        "name": stream.name,
+        "action": str(stream.action),
+        "file": stream.location.file if stream.location else None,
+        "line": stream.location.line if stream.location else None,
+        "changes": [{"field": c.path, "live": c.live, "desired": c.desired}
+                    for c in stream.changes],
+        "impact": None if impact is None else {
+            "messages": impact.messages, "bytes": impact.bytes, "exact": impact.exact,
+            "causes": list(impact.causes),
+        },
+        "reasons": list(stream.reasons),
+        "config": dict(stream.config) if stream.config is not None
+        and stream.action is not Action.NOOP else None,
+    }
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan_document(plan), indent=2) + "\n"
+
+
+def render_markdown(plan: Plan) -> str:
+    lines = ["### JetStream plan", "", f"**{summary_line(plan)}**", ""]
+    changed = [s for s in plan.streams if s.action is not Action.NOOP]
+    if changed:
+        lines += ["| | stream | action | details |", "|---|---|---|---|"]
+        for s in changed:
+            detail = "<br>".join(
+                [f"`{_change_line(c, s.action)}`" for c in s.changes]
+                + [f"⚠️ {r}" for r in s.reasons]
+                + ([f"data loss (allowed): {describe_impact(s.impact)}"]
+                   if s.impact and s.impact.loses_data and s.action is Action.UPDATE else [])
+            )
+            lines.append(f"| {_SYMBOL[s.action]} | `{s.name}` | {s.action} | {detail} |")
+        lines.append("")
+    unchanged = [s.name for s in plan.streams if s.action is Action.NOOP]
+    if unchanged:
+        lines.append("Unchanged: " + ", ".join(f"`{n}`" for n in unchanged))
+        lines.append("")
+    if plan.unmanaged:
+        lines.append("Unmanaged (left alone): " + ", ".join(f"`{n}`" for n in plan.unmanaged))
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,126 @@
+"""Settings: one frozen object, resolved flag > environment > NATS context > default.
+
+Only the CLI builds it; nothing deeper reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import SettingsError
+from reconciler.model import ConnectOptions
+
+DEFAULT_SERVER = "nats://127.0.0.1:4222"
+
+
+@dataclass(frozen=True)
+class Settings:
+    paths: tuple[str, ...] = ("config",)
+    """Manifest files or directories (searched recursively for *.yaml / *.yml)."""
+    connect: ConnectOptions = field(default_factory=ConnectOptions)
+    allow_data_loss: bool = False
+    """Accept every change that discards stored messages (default: only per-stream opt-in)."""
+    concurrency: int = 32
+    """API requests in flight at once (the server drops requests past 10,000 pending)."""
+    resync_s: float = 60.0
+    """Seconds between full resyncs in watch mode (advisories are at-most-once)."""
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+    """Port of /healthz, /readyz and /metrics in watch mode; 0 turns the endpoint off."""
+    embedded: bool = False
+    """Watch mode starts its own nats-server (from the `server` extra)."""
+    embedded_dir: str = ".jetstream-reconciler"
+    """Where the embedded server keeps its data, under the working directory."""
+
+
+def context_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
+    return Path(base) / "nats" / "context"
+
+
+def load_context(name: str | None, env: Mapping[str, str]) -> dict[str, Any]:
+    """A `nats` CLI context (`~/.config/nats/context/NAME.json`); the selected one when
+    `name` is empty and `nats context select` chose one. Missing default context: {}."""
+    directory = context_dir(env)
+    explicit = bool(name)
+    if not name:
+        selected = directory.parent / "context.txt"
+        if not selected.is_file():
+            return {}
+        name = selected.read_text().strip()
+        if not name:
+            return {}
+    path = directory / f"{name}.json"
+    if not path.is_file():
+        if explicit:
+            raise SettingsError(
+                f"NATS context {name!r} not found: no file {path}; "
+                "list contexts with `nats context ls` or pass --server"
+            )
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"{path}: cannot read NATS context: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SettingsError(f"{path}: a NATS context must be a JSON object")
+    return data
+
+
+def read_secret_file(path: str | None, what: str) -> str | None:
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise SettingsError(f"cannot read the {what} file {path}: {exc.strerror}") from exc
+
+
+def connect_options(
+    *,
+    server: str | None,
+    context: str | None,
+    creds: str | None,
+    nkey: str | None,
+    user: str | None,
+    password: str | None,
+    password_file: str | None,
+    token: str | None,
+    token_file: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_ca: str | None,
+    env: Mapping[str, str] | None = None,
+) -> ConnectOptions:
+    """Flags (already merged with their environment variables by the CLI) over the context."""
+    env = os.environ if env is None else env
+    ctx = load_context(context, env)
+
+    def pick(value: str | None, key: str) -> str | None:
+        got = value or ctx.get(key) or None
+        return str(got) if got is not None else None
+
+    url = pick(server, "url") or DEFAULT_SERVER
+    servers = tuple(u.strip() for u in url.split(",") if u.strip())
+    if not servers:
+        raise SettingsError("--server is empty; write nats://HOST:PORT")
+    for path, flag in ((creds, "--creds"), (nkey, "--nkey"), (tls_cert, "--tls-cert"),
+                       (tls_key, "--tls-key"), (tls_ca, "--tls-ca")):
+        if path and not Path(path).is_file():
+            raise SettingsError(f"{flag} {path}: no such file")
+    return ConnectOptions(
+        servers=servers,
+        creds=pick(creds, "creds"),
+        nkey=pick(nkey, "nkey"),
+        user=pick(user, "user"),
+        password=password or read_secret_file(password_file, "password") or pick(None, "password"),
+        token=token or read_secret_file(token_file, "token") or pick(None, "token"),
+        tls_cert=pick(tls_cert, "cert"),
+        tls_key=pick(tls_key, "key"),
+        tls_ca=pick(tls_ca, "ca"),
+    )
