@@ -32,10 +32,20 @@ def free_port() -> int:
 class NatsServer:
     """Start with `start()`, stop with `stop()` (SIGTERM to its PID, then SIGKILL)."""
 
-    def __init__(self, store_dir: Path, port: int | None = None, extra_args: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        store_dir: Path,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+        *,
+        jetstream: bool = True,
+    ):
+        """`extra_args` go to nats-server as they are (e.g. `--user u --pass p`, `--auth t`);
+        `jetstream=False` starts it without `-js`."""
         self.store_dir = store_dir
         self.port = port or free_port()
         self.extra_args = extra_args
+        self.jetstream = jetstream
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = store_dir / "nats-server.log"
 
@@ -45,8 +55,8 @@ class NatsServer:
 
     def start(self, timeout: float = 10.0) -> NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        args = [server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js",
-                "-sd", str(self.store_dir), *self.extra_args]
+        js = ["-js", "-sd", str(self.store_dir)] if self.jetstream else []
+        args = [server_binary(), "-a", "127.0.0.1", "-p", str(self.port), *js, *self.extra_args]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -55,10 +65,10 @@ class NatsServer:
                 raise RuntimeError(f"nats-server exited: {self.log.read_text()[-2000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    if s.recv(4).startswith(b"INFO"):
-                        # JetStream comes up right after the listener; its log line says so.
-                        if b"Server is ready" in self.log.read_bytes():
-                            return self
+                    # JetStream comes up right after the listener; its log line says so.
+                    ready = b"Server is ready" in self.log.read_bytes()
+                    if s.recv(4).startswith(b"INFO") and ready:
+                        return self
             except OSError:
                 pass
             time.sleep(0.02)

@@ -1,0 +1,763 @@
+"""The one module that speaks NATS.
+
+nats-py is used for the connection only: every JetStream API call is a request whose JSON we
+write and read ourselves, because nats-py's `StreamConfig` round trip loses fields, drifts
+durations and cannot send `pedantic`. Everything returned is our own type (`reconciler.model`)
+and every nats-py or asyncio error is translated here into our tree (`reconciler.errors`):
+
+    ConnectFailed    the server could not be reached, or refused our credentials
+    RequestTimeout   no answer in time (permissions, or a stream name containing '.')
+    ApiError         the API answered `{"error": {"code", "err_code", "description"}}`
+    JetStreamError   no responders on $JS.API (JetStream not enabled), connection closed, ...
+
+`asyncio.CancelledError` always propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as NatsSubscription
+
+from reconciler.errors import ApiError, ConnectFailed, JetStreamError, RequestTimeout
+from reconciler.model import (
+    Advisory,
+    Config,
+    ConnectOptions,
+    LiveStream,
+    MessageSample,
+    StoredMessage,
+    StreamState,
+)
+
+__all__ = [
+    "ADVISORY_SUBJECTS",
+    "AdvisoryWatch",
+    "JetStream",
+    "connect",
+    "parse_advisory",
+    "parse_time_ns",
+]
+
+log = logging.getLogger("reconciler.jetstream")
+
+API = "$JS.API"
+#: The advisories watch mode listens to: stream config changes, and every API request (with
+#: the client that made it), of which only stream create/update/delete are passed on.
+ADVISORY_SUBJECTS = (
+    "$JS.EVENT.ADVISORY.STREAM.CREATED.*",
+    "$JS.EVENT.ADVISORY.STREAM.UPDATED.*",
+    "$JS.EVENT.ADVISORY.STREAM.DELETED.*",
+    "$JS.EVENT.ADVISORY.API",
+)
+_STREAM_ADVISORY = "$JS.EVENT.ADVISORY.STREAM."
+_STREAM_ACTIONS = {"CREATED": "created", "UPDATED": "updated", "DELETED": "deleted"}
+_API_STREAM_CHANGES = ("CREATE", "UPDATE", "DELETE")
+
+#: err_code of MSG.GET when no message is at or after the requested sequence
+_NO_MESSAGE = 10037
+_STREAM_NOT_FOUND = 10059
+#: MSG.GET requests in flight per stream while reading messages
+_READ_WINDOW = 16
+#: reconnect_time_wait in watch mode, seconds
+_RECONNECT_WAIT = 0.5
+
+Callback = Callable[[], Awaitable[None]]
+
+
+# --- pure helpers --------------------------------------------------------------------------
+
+
+def parse_time_ns(text: str | None) -> int:
+    """RFC 3339 (as Go writes it, up to nanoseconds) to integer ns since the epoch, exactly.
+
+    Go's zero time (`0001-01-01T00:00:00Z`), an empty or missing value give 0.
+    """
+    if not text or text.startswith("0001-01-01T00:00:00"):
+        return 0
+    main, offset = text, ""
+    if main.endswith(("Z", "z")):
+        main, offset = main[:-1], "+00:00"
+    else:
+        sign = max(main.rfind("+"), main.rfind("-"))
+        if sign > main.find("T") > 0:
+            main, offset = main[:sign], main[sign:]
+    main, _, frac = main.partition(".")
+    if not offset or len(frac) > 9 or (frac and not frac.isdigit()):
+        raise ValueError(f"not an RFC 3339 time: {text!r}")
+    whole = datetime.fromisoformat(main + offset)
+    # a whole-second timestamp() is an exact integer float (well within 2**53 s)
+    return int(whole.timestamp()) * 1_000_000_000 + int(frac.ljust(9, "0"))
+
+
+def stream_state(state: Mapping[str, Any] | None) -> StreamState:
+    """`StreamInfo.state` of the JSON API as our `StreamState`."""
+    s = state or {}
+    return StreamState(
+        messages=int(s.get("messages", 0)),
+        bytes=int(s.get("bytes", 0)),
+        first_seq=int(s.get("first_seq", 0)),
+        last_seq=int(s.get("last_seq", 0)),
+        first_ts_ns=parse_time_ns(s.get("first_ts")),
+        consumer_count=int(s.get("consumer_count", 0)),
+        num_subjects=int(s.get("num_subjects", 0)),
+        num_deleted=int(s.get("num_deleted", 0)),
+    )
+
+
+def live_stream(info: Mapping[str, Any]) -> LiveStream:
+    """A `StreamInfo` JSON object (from INFO, LIST, CREATE or UPDATE) as our `LiveStream`."""
+    config = info["config"]
+    return LiveStream(name=config["name"], config=config, state=stream_state(info.get("state")))
+
+
+def _b64_len(data: str | None) -> int:
+    if not data:
+        return 0
+    try:
+        return len(base64.b64decode(data, validate=True))
+    except (binascii.Error, ValueError):
+        # not expected from the server; the padding-free formula is close enough
+        return len(data) * 3 // 4
+
+
+def stored_message(message: Mapping[str, Any]) -> StoredMessage:
+    """The `message` of a `$JS.API.STREAM.MSG.GET` response as our `StoredMessage`."""
+    return StoredMessage(
+        seq=int(message["seq"]),
+        subject=message["subject"],
+        time_ns=parse_time_ns(message.get("time")),
+        payload_len=_b64_len(message.get("data")),
+        headers_len=_b64_len(message.get("hdrs")),
+    )
+
+
+def parse_advisory(
+    subject: str, payload: Mapping[str, Any], *, client_id: int | None, name: str
+) -> Advisory | None:
+    """An advisory message as our `Advisory`; None for what watch mode does not care about.
+
+    `client_id` and `name` identify our own connection: an API advisory is `own` when its
+    client has our client id (and name), or, when the advisory names no id, our name.
+    """
+    time_ns = parse_time_ns(payload.get("timestamp"))
+    if subject.startswith(_STREAM_ADVISORY):
+        action, _, stream = subject[len(_STREAM_ADVISORY) :].partition(".")
+        kind = _STREAM_ACTIONS.get(action)
+        if kind is None:
+            return None
+        return Advisory(
+            kind=kind,
+            stream=payload.get("stream") or stream or None,
+            actor=None,
+            own=False,
+            subject=subject,
+            time_ns=time_ns,
+        )
+    if subject != "$JS.EVENT.ADVISORY.API":
+        return None
+    request = payload.get("subject")
+    if not isinstance(request, str):
+        return None
+    parts = request.split(".", 4)  # $JS API STREAM <OP> <name>
+    if len(parts) != 5 or parts[:3] != ["$JS", "API", "STREAM"]:
+        return None
+    if parts[3] not in _API_STREAM_CHANGES:
+        return None
+    if _failed(payload.get("response")):
+        return None  # nothing changed
+    client = payload.get("client") or {}
+    cid = client.get("id", client.get("cid"))
+    cid = cid if isinstance(cid, int) else None
+    client_name = client.get("name") or None
+    user = client.get("user") or None
+    if cid is not None and client_id is not None:
+        own = cid == client_id and (client_name is None or client_name == name)
+    else:
+        own = client_name == name
+    return Advisory(
+        kind="api",
+        stream=parts[4],
+        actor=client_name or user,
+        own=own,
+        subject=request,
+        time_ns=time_ns,
+        client_id=cid,
+        user=user,
+    )
+
+
+def _failed(response: Any) -> bool:
+    if not isinstance(response, str):
+        return False
+    try:
+        decoded = json.loads(response)
+    except ValueError:
+        return False
+    return isinstance(decoded, dict) and "error" in decoded
+
+
+def split_servers(servers: Iterable[str]) -> list[str]:
+    """Server URLs, each entry possibly a comma-separated list."""
+    return [s.strip() for entry in servers for s in entry.split(",") if s.strip()]
+
+
+def display_url(url: str) -> str:
+    """A server URL for messages: credentials removed, scheme and port filled in."""
+    raw = url if "://" in url else f"nats://{url}"
+    try:
+        parts = urlsplit(raw)
+        host = parts.hostname or ""
+        port = parts.port or 4222
+    except ValueError:
+        return raw.rpartition("@")[2]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def connect_reason(exc: BaseException, timeout: float) -> str:
+    """Why one connection attempt failed, in a few words."""
+    if isinstance(exc, nats.errors.AuthorizationError) or (
+        "authorization violation" in str(exc).lower()
+    ):
+        return "authorization violation"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return f"timed out after {timeout:g}s"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {exc.reason or exc}"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host ({exc.strerror})"
+    if isinstance(exc, nats.errors.SecureConnRequiredError):
+        return "the server requires TLS (use tls:// or set a CA)"
+    if isinstance(exc, OSError):
+        what = exc.strerror or str(exc) or type(exc).__name__
+        return f"{what.lower()}: {exc.filename}" if exc.filename else what.lower()
+    if isinstance(exc, nats.errors.Error):
+        text = str(exc).removeprefix("nats: ").strip().strip("'")
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def connect_failure(attempts: Sequence[tuple[str, str]]) -> str:
+    """One line: `cannot connect to URL[, URL]: reason` or, when reasons differ, each's own."""
+    if not attempts:
+        return "cannot connect: no server given"
+    reasons = {r for _, r in attempts}
+    if len(reasons) == 1:
+        return f"cannot connect to {', '.join(u for u, _ in attempts)}: {attempts[0][1]}"
+    return "cannot connect to " + "; ".join(f"{u}: {r}" for u, r in attempts)
+
+
+def tls_context(opts: ConnectOptions, servers: Sequence[str]) -> ssl.SSLContext | None:
+    """The TLS context the options ask for (CA, client certificate), or None for plain TCP."""
+    wanted = opts.tls_ca or opts.tls_cert or opts.tls_key
+    if not wanted and not any(s.startswith("tls://") for s in servers):
+        return None
+    if opts.tls_key and not opts.tls_cert:
+        raise ConnectFailed("cannot connect: a TLS key needs its certificate (tls_cert)")
+    try:
+        context = ssl.create_default_context(cafile=opts.tls_ca)
+        if opts.tls_cert:
+            context.load_cert_chain(opts.tls_cert, opts.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConnectFailed(f"cannot load TLS files: {connect_reason(exc, 0)}") from None
+    return context
+
+
+# --- connecting ----------------------------------------------------------------------------
+
+
+class _GiveUp(Exception):
+    """Raised from nats-py's error callback to end a connect after one try of each server."""
+
+
+async def connect(
+    opts: ConnectOptions,
+    *,
+    reconnect: bool = False,
+    on_disconnected: Callback | None = None,
+    on_reconnected: Callback | None = None,
+) -> JetStream:
+    """Connect to NATS, trying each server once; raise `ConnectFailed` with one line if none.
+
+    `reconnect=False` (plan, apply): once connected, a lost connection is not retried.
+    `reconnect=True` (watch): reconnect forever, calling `on_disconnected`/`on_reconnected`.
+    """
+    servers = split_servers(opts.servers)
+    if not servers:
+        raise ConnectFailed("cannot connect: no server given")
+    tls = tls_context(opts, servers)
+    holder: list[JetStream] = []
+
+    async def disconnected() -> None:
+        if on_disconnected is not None and holder and not holder[0].closing:
+            await _run_callback("disconnected", on_disconnected)
+
+    async def reconnected() -> None:
+        if on_reconnected is not None and holder and not holder[0].closing:
+            await _run_callback("reconnected", on_reconnected)
+
+    attempts: list[tuple[str, str]] = []
+    if reconnect:
+        nc = await _open(opts, servers, tls, True, disconnected, reconnected, attempts)
+    else:
+        nc = None
+        for server in servers:
+            nc = await _open(opts, [server], tls, False, disconnected, reconnected, attempts)
+            if nc is not None:
+                break
+    if nc is None:
+        raise ConnectFailed(connect_failure(attempts))
+    js = JetStream(nc, opts)
+    holder.append(js)
+    return js
+
+
+async def _run_callback(what: str, callback: Callback) -> None:
+    try:
+        await callback()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("nats %s callback failed", what)
+
+
+async def _open(
+    opts: ConnectOptions,
+    servers: list[str],
+    tls: ssl.SSLContext | None,
+    reconnect: bool,
+    disconnected: Callback,
+    reconnected: Callback,
+    attempts: list[tuple[str, str]],
+) -> Client | None:
+    """One nats-py client over `servers`, each tried once in order; None if all failed."""
+    failures: list[BaseException] = []
+    connecting = True
+
+    async def on_error(exc: Exception) -> None:
+        if connecting:
+            failures.append(exc)
+            log.debug("nats connect attempt failed: %r", exc)
+            if len(failures) >= len(servers):
+                raise _GiveUp
+        else:
+            log.debug("nats error: %r", exc)
+
+    # nats-py annotates these as int but takes float seconds
+    kwargs: dict[str, Any] = {
+        "reconnect_time_wait": _RECONNECT_WAIT,
+        "connect_timeout": opts.connect_timeout,
+    }
+    if tls is not None:
+        kwargs["tls"] = tls
+    if opts.creds:
+        kwargs["user_credentials"] = opts.creds
+    if opts.nkey:
+        kwargs["nkeys_seed"] = opts.nkey
+    if opts.user is not None:
+        kwargs["user"] = opts.user
+    if opts.password is not None:
+        kwargs["password"] = opts.password
+    if opts.token is not None:
+        kwargs["token"] = opts.token
+
+    nc = Client()
+    try:
+        await nc.connect(
+            servers=servers,
+            name=opts.name,
+            error_cb=on_error,
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+            allow_reconnect=reconnect,
+            max_reconnect_attempts=-1 if reconnect else 1,
+            dont_randomize=True,  # so that the n-th failure is the n-th server
+            **kwargs,
+        )
+    except asyncio.CancelledError:
+        await _discard(nc)
+        raise
+    except ImportError as exc:
+        await _discard(nc)
+        raise ConnectFailed(
+            f"cannot connect: creds/nkey authentication needs the nkeys package ({exc})"
+        ) from None
+    except Exception as exc:  # _GiveUp, or what nats-py raised itself
+        await _discard(nc)
+        if not isinstance(exc, _GiveUp) and len(failures) < len(servers):
+            failures.append(exc)
+        for server, failure in zip(servers, failures, strict=False):
+            attempts.append((display_url(server), connect_reason(failure, opts.connect_timeout)))
+        return None
+    connecting = False
+    return nc
+
+
+async def _discard(nc: Client) -> None:
+    with contextlib.suppress(Exception):
+        await nc.close()
+
+
+# --- the API -------------------------------------------------------------------------------
+
+
+class AdvisoryWatch:
+    """A running advisory subscription; `unsubscribe()` ends it."""
+
+    def __init__(self, subs: list[NatsSubscription], task: asyncio.Task[None]) -> None:
+        self._subs = subs
+        self._task = task
+
+    async def unsubscribe(self) -> None:
+        for sub in self._subs:
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await sub.unsubscribe()
+        self._subs = []
+        if self._task is asyncio.current_task():
+            self._task.cancel()  # unsubscribing from inside the handler
+        elif not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class JetStream:
+    """A connection to JetStream that speaks the JSON API. Create it with `connect()`."""
+
+    def __init__(self, nc: Client, opts: ConnectOptions) -> None:
+        self._nc = nc
+        self._opts = opts
+        self.client_name = opts.name
+        self.closing = False
+        self._watches: list[AdvisoryWatch] = []
+
+    # connection
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._nc.is_connected)
+
+    @property
+    def client_id(self) -> int | None:
+        """The server's id of this connection (changes on reconnect)."""
+        cid = self._nc.client_id
+        return cid if isinstance(cid, int) else None
+
+    @property
+    def url(self) -> str:
+        """The server this connection is on, without credentials."""
+        current = self._nc.connected_url
+        if current is None:
+            return ", ".join(display_url(s) for s in split_servers(self._opts.servers))
+        return display_url(current.geturl())
+
+    async def close(self) -> None:
+        self.closing = True
+        for watch in self._watches:
+            await watch.unsubscribe()
+        self._watches.clear()
+        with contextlib.suppress(nats.errors.Error, OSError):
+            await self._nc.close()
+
+    # requests
+
+    async def _request(
+        self, subject: str, body: Mapping[str, Any] | None = None, *, stream: str | None = None
+    ) -> dict[str, Any]:
+        """One JetStream API request; the decoded response, or our error."""
+        data = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
+        reply = await self._send(subject, data, stream=stream)
+        try:
+            response = json.loads(reply.data)
+        except ValueError:
+            raise JetStreamError(
+                f"{subject}: the server's answer is not JSON: {reply.data[:200]!r}"
+            ) from None
+        if not isinstance(response, dict):
+            raise JetStreamError(f"{subject}: unexpected answer: {reply.data[:200]!r}")
+        error = response.get("error")
+        if error is not None:
+            raise ApiError(
+                int(error.get("code", 0)),
+                int(error.get("err_code", 0)),
+                str(error.get("description", "unknown error")),
+                stream=stream,
+            )
+        return response
+
+    async def _send(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        stream: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Msg:
+        timeout = self._opts.request_timeout
+        try:
+            return await self._nc.request(subject, data, timeout=timeout, headers=headers)
+        except asyncio.CancelledError:
+            raise
+        except nats.errors.NoRespondersError:
+            if subject.startswith(f"{API}."):
+                raise JetStreamError(
+                    f"JetStream is not enabled on {self.url} (no responders on {API}): "
+                    "start nats-server with -js, or enable JetStream for this account"
+                ) from None
+            raise JetStreamError(
+                f"no stream on {self.url} takes subject {subject} (no responders)"
+            ) from None
+        except TimeoutError:
+            raise RequestTimeout(_timeout_message(subject, timeout, stream)) from None
+        except (nats.errors.Error, OSError) as exc:
+            reason = connect_reason(exc, timeout)
+            raise JetStreamError(f"{subject} on {self.url}: {reason}") from None
+
+    # streams
+
+    async def list_streams(self) -> list[LiveStream]:
+        """Every stream with its raw config and state, across all pages of STREAM.LIST."""
+        found: dict[str, LiveStream] = {}
+        missing: list[str] = []
+        offset = 0
+        while True:
+            page = await self._request(f"{API}.STREAM.LIST", {"offset": offset})
+            infos = page.get("streams") or []
+            for info in infos:
+                stream = live_stream(info)
+                found[stream.name] = stream
+            missing.extend(page.get("missing") or [])
+            offset += len(infos)
+            if not infos or offset >= int(page.get("total", 0)):
+                break
+        # in a cluster, streams whose leader did not answer are listed by name only
+        for name in missing:
+            if name not in found:
+                info = await self.stream_info(name)
+                if info is not None:
+                    found[name] = info
+        return list(found.values())
+
+    async def stream_info(self, name: str) -> LiveStream | None:
+        """The stream's raw config and state, or None when there is no such stream."""
+        try:
+            info = await self._request(f"{API}.STREAM.INFO.{name}", stream=name)
+        except ApiError as exc:
+            if exc.err_code == _STREAM_NOT_FOUND:
+                return None
+            raise
+        return live_stream(info)
+
+    async def subject_counts(self, name: str, filter: str = ">") -> dict[str, int]:
+        """Messages per subject matching `filter`, across all pages of STREAM.INFO."""
+        counts: dict[str, int] = {}
+        while True:
+            body = {"subjects_filter": filter, "offset": len(counts)}
+            info = await self._request(f"{API}.STREAM.INFO.{name}", body, stream=name)
+            page = (info.get("state") or {}).get("subjects") or {}
+            before = len(counts)
+            counts.update({str(k): int(v) for k, v in page.items()})
+            total = int(info.get("total", 0))
+            if len(counts) == before or len(counts) >= total:
+                return counts
+
+    async def create_stream(self, config: Config) -> LiveStream:
+        """Create the stream; `pedantic` so the server rejects what it would adjust."""
+        name = _name_of(config)
+        body = {**config, "pedantic": True}
+        return live_stream(await self._request(f"{API}.STREAM.CREATE.{name}", body, stream=name))
+
+    async def update_stream(self, config: Config) -> LiveStream:
+        """Replace the stream's whole configuration (fields left out are reset)."""
+        name = _name_of(config)
+        body = {**config, "pedantic": True}
+        return live_stream(await self._request(f"{API}.STREAM.UPDATE.{name}", body, stream=name))
+
+    async def delete_stream(self, name: str) -> None:
+        await self._request(f"{API}.STREAM.DELETE.{name}", stream=name)
+
+    # messages
+
+    async def read_messages(self, name: str, start_seq: int, limit: int) -> list[StoredMessage]:
+        """Up to `limit` stored messages from `start_seq` on, oldest first."""
+        messages, _ = await self._read(name, start_seq, limit)
+        return messages
+
+    async def sample_messages(
+        self, live: LiveStream, *, budget: int = 100_000, subject_counts: bool = False
+    ) -> MessageSample:
+        """The stream's messages from the oldest on, up to `budget` of them (to its last_seq)."""
+        state = live.state
+        messages: list[StoredMessage] = []
+        complete = True
+        if state.messages > 0:
+            messages, ended = await self._read(
+                live.name, state.first_seq, budget, stop_seq=state.last_seq
+            )
+            complete = ended or bool(messages and messages[-1].seq >= state.last_seq)
+        counts = await self.subject_counts(live.name) if subject_counts else None
+        return MessageSample(
+            messages=tuple(messages),
+            complete=complete,
+            subject_counts=counts,
+            now_ns=time.time_ns(),
+        )
+
+    async def _read(
+        self, name: str, start_seq: int, limit: int, *, stop_seq: int | None = None
+    ) -> tuple[list[StoredMessage], bool]:
+        """Messages from `start_seq` (to `stop_seq`), at most `limit`; and whether it ended.
+
+        A window of MSG.GET requests by consecutive sequence, each answering the first message
+        at or after its sequence, is in flight at once: their union is every message from the
+        window's start to the highest one answered, whatever gaps deletes left.
+        """
+        out: list[StoredMessage] = []
+        seq = max(start_seq, 1)
+        while len(out) < limit:
+            if stop_seq is not None and seq > stop_seq:
+                return out, True
+            size = min(_READ_WINDOW, limit - len(out))
+            if stop_seq is not None:
+                size = min(size, stop_seq - seq + 1)
+            got = await asyncio.gather(*(self._next_message(name, seq + i) for i in range(size)))
+            unique = {m.seq: m for m in got if m is not None}
+            if stop_seq is not None:
+                unique = {s: m for s, m in unique.items() if s <= stop_seq}
+            for s in sorted(unique)[: limit - len(out)]:
+                out.append(unique[s])
+            if None in got or not unique:
+                return out, True
+            seq = max(unique) + 1
+        return out, False
+
+    async def _next_message(self, name: str, seq: int) -> StoredMessage | None:
+        subject = f"{API}.STREAM.MSG.GET.{name}"
+        try:
+            reply = await self._request(subject, {"seq": seq, "next_by_subj": ">"}, stream=name)
+        except ApiError as exc:
+            if exc.err_code == _NO_MESSAGE:
+                return None
+            raise
+        return stored_message(reply["message"])
+
+    async def publish(
+        self, subject: str, payload: bytes = b"", headers: dict[str, str] | None = None
+    ) -> int:
+        """Publish to a stream and wait for its acknowledgement; the stored sequence."""
+        reply = await self._send(subject, payload, headers=headers)
+        try:
+            ack = json.loads(reply.data)
+        except ValueError:
+            raise JetStreamError(f"publish to {subject}: not a JetStream ack") from None
+        error = ack.get("error") if isinstance(ack, dict) else None
+        if error is not None:
+            raise ApiError(
+                int(error.get("code", 0)),
+                int(error.get("err_code", 0)),
+                str(error.get("description", "unknown error")),
+                stream=ack.get("stream"),
+            )
+        if not isinstance(ack, dict) or "seq" not in ack:
+            raise JetStreamError(f"publish to {subject}: not a JetStream ack: {reply.data!r}")
+        return int(ack["seq"])
+
+    # advisories
+
+    async def watch_advisories(
+        self, handler: Callable[[Advisory], Awaitable[None]]
+    ) -> AdvisoryWatch:
+        """Call `handler` with every stream-change advisory, one at a time, in arrival order.
+
+        Advisories are core NATS: at most once, lost while disconnected. A failing handler is
+        logged and the watch goes on.
+        """
+        queue: asyncio.Queue[Msg] = asyncio.Queue()
+
+        async def enqueue(msg: Msg) -> None:
+            queue.put_nowait(msg)
+
+        async def deliver() -> None:
+            while True:
+                msg = await queue.get()
+                advisory = self._advisory(msg)
+                if advisory is None:
+                    continue
+                try:
+                    await handler(advisory)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("advisory handler failed on %s", msg.subject)
+
+        subs: list[NatsSubscription] = []
+        try:
+            for subject in ADVISORY_SUBJECTS:
+                subs.append(await self._nc.subscribe(subject, cb=enqueue))
+            await self._nc.flush(timeout=max(1, int(self._opts.request_timeout)))
+        except asyncio.CancelledError:
+            raise
+        except (TimeoutError, nats.errors.Error, OSError) as exc:
+            for sub in subs:
+                with contextlib.suppress(nats.errors.Error, OSError):
+                    await sub.unsubscribe()
+            raise JetStreamError(
+                f"cannot subscribe to advisories on {self.url}: "
+                f"{connect_reason(exc, self._opts.request_timeout)}"
+            ) from None
+        watch = AdvisoryWatch(subs, asyncio.create_task(deliver(), name="advisories"))
+        self._watches.append(watch)
+        return watch
+
+    def _advisory(self, msg: Msg) -> Advisory | None:
+        try:
+            payload = json.loads(msg.data)
+            if not isinstance(payload, dict):
+                return None
+            return parse_advisory(
+                msg.subject, payload, client_id=self.client_id, name=self.client_name
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            log.debug("ignoring malformed advisory on %s: %r", msg.subject, exc)
+            return None
+
+
+def _name_of(config: Config) -> str:
+    name = config.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError("a stream configuration needs a name")
+    return name
+
+
+def _timeout_message(subject: str, timeout: float, stream: str | None) -> str:
+    text = f"no answer to {subject} within {timeout:g}s"
+    if stream is not None and "." in stream:
+        return (
+            f"{text}: the stream name {stream!r} contains '.', so no API handler matches "
+            "the subject; stream names cannot contain '.'"
+        )
+    return (
+        f"{text}: check that this user may publish to $JS.API.> and receive on _INBOX.>, "
+        "and that stream names contain no '.'"
+    )
