@@ -230,8 +230,7 @@ def test_constraints_pin_every_dependency_and_satisfy_pyproject() -> None:
         name = canonical(requirement.name)
         assert name in pins, f"constraints.txt: add `{name}==...` (declared in pyproject.toml)"
         assert requirement.specifier.contains(pins[name], prereleases=True), (
-            f"constraints.txt: {name}=={pins[name]} does not satisfy "
-            f"pyproject.toml's {requirement}"
+            f"constraints.txt: {name}=={pins[name]} does not satisfy pyproject.toml's {requirement}"
         )
     missing = sorted(dependency_closure(roots) - pins.keys())
     assert not missing, "constraints.txt: add\n" + "\n".join(
