@@ -221,6 +221,50 @@ async def _apply(settings: Settings, specs: list[StreamSpec]) -> Any:
         await js.close()
 
 
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@_paths
+@click.option("--resync", envvar=ENV + "RESYNC", default="60s", show_default=True,
+              metavar="DURATION", help="Full resync interval, the safety net for missed "
+              f"advisories (e.g. 30s, 5m). [env: {ENV}RESYNC]")
+@click.option("--http-port", envvar=ENV + "HTTP_PORT", default=8080, show_default=True,
+              type=click.IntRange(0, 65535), metavar="PORT",
+              help="Port of /healthz, /readyz and /metrics; 0 turns them off. "
+                   f"[env: {ENV}HTTP_PORT]")
+@click.option("--http-host", envvar=ENV + "HTTP_HOST", default="0.0.0.0", show_default=True,
+              metavar="HOST", help=f"Address the HTTP endpoints listen on. [env: {ENV}HTTP_HOST]")
+@click.option("--embedded", is_flag=True,
+              help="Start a local nats-server with JetStream (needs the `server` extra; data in "
+                   "./.jetstream-reconciler, port from NATS_URL or 4222) and stop it on exit.")
+@_apply_options
+@_connection_options
+@_log_options
+def watch(paths: tuple[str, ...], resync: str, **kw: Any) -> int:
+    """Keep the server equal to the manifests until stopped (the main job).
+
+    \b
+    Reconciles at start, then again whenever
+      - a manifest changes (saved, renamed over, created, deleted, a ConfigMap update),
+      - a stream is created, changed or deleted behind its back (JetStream advisories),
+      - the connection comes back after an outage,
+      - and every --resync interval.
+    Each drift is logged as a `drift_detected` event naming the stream, every field with its
+    live and desired value, its source (manifest or server) and, when known, who made it.
+    A manifest that fails validation changes nothing: its last valid state stays in force and
+    /readyz reports the problem until it is fixed. SIGTERM or Ctrl-C stops within 5 seconds.
+    """
+    from reconciler.daemon import run
+    from reconciler.units import UnitError, parse_duration
+
+    try:
+        resync_ns = parse_duration(resync)
+    except UnitError as exc:
+        raise click.BadParameter(f"{resync!r}: {exc}", param_hint="--resync") from exc
+    if resync_ns <= 0:
+        raise click.BadParameter("must be above 0, e.g. 60s", param_hint="--resync")
+    settings = _settings(paths, kw | {"resync_s": resync_ns / 1e9})
+    return asyncio.run(run(settings))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; every exit code is decided here."""
     try:

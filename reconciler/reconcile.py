@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -105,12 +105,16 @@ async def reconcile(
     concurrency: int = 32,
     apply: bool = True,
     source: str = "manifest",
-    actor: str | None = None,
+    sources: Mapping[str, str] | None = None,
+    actors: Mapping[str, str] | None = None,
     reconcile_id: str | None = None,
 ) -> Result:
     """Plan, and apply unless `apply` is false. Emits `drift_detected` per differing stream
-    and one `reconcile_finished`. Raises only for errors that stop the whole pass (listing
-    streams failed); per-stream errors are outcomes."""
+    (its `source` from `sources` by stream name, else `source`; its actor from `actors`) and
+    one `reconcile_finished`. Raises only for errors that stop the whole pass (listing streams
+    failed); per-stream errors are outcomes."""
+    sources = sources or {}
+    actors = actors or {}
     reconcile_id = reconcile_id or new_reconcile_id()
     started = time.monotonic()
     with structlog.contextvars.bound_contextvars(reconcile_id=reconcile_id):
@@ -119,7 +123,8 @@ async def reconcile(
         )
         for stream in plan.streams:
             if stream.action is not Action.NOOP:
-                _log_drift(stream, source, actor)
+                where = sources.get(stream.name, source)
+                _log_drift(stream, where, actors.get(stream.name) if where == "server" else None)
         outcomes: tuple[Outcome, ...] = ()
         if apply:
             policies = {s.name: s.policy for s in specs}
@@ -127,7 +132,7 @@ async def reconcile(
         result = Result(reconcile_id, plan, outcomes, time.monotonic() - started)
         log.info(
             "reconcile_finished",
-            source=source,
+            trigger=source,
             streams=len(plan.streams),
             unmanaged=len(plan.unmanaged),
             counts=result.counts(),

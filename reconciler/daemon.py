@@ -1,0 +1,362 @@
+"""Watch mode: keep the server equal to the manifests until stopped.
+
+Root tasks (when one fails, all stop):
+
+    file watcher ─┐
+    advisories  ──┼─> trigger() ─> reconcile loop: one pass at a time; triggers arriving
+    resync timer ─┤                during a pass fold into one more pass
+    reconnects  ──┘
+    HTTP: /healthz /readyz /metrics
+
+Triggers only say "look again": every pass loads all manifests and reconciles the whole
+set. Signal handlers only set the stop event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+from watchfiles import awatch
+
+from reconciler import jetstream
+from reconciler.embedded import EmbeddedServer
+from reconciler.errors import ConnectFailed, JetStreamError
+from reconciler.http import HttpServer
+from reconciler.manifest import load_manifests
+from reconciler.metrics import Metrics
+from reconciler.model import Action, Advisory, Policy, Problem, Status, StreamSpec
+from reconciler.reconcile import Result, new_reconcile_id, reconcile
+from reconciler.settings import Settings
+
+log = structlog.get_logger("reconciler.daemon")
+
+#: how long after our own change a stream advisory for that stream is taken as its echo
+OWN_ECHO_S = 2.0
+STOP_GRACE_S = 4.0
+
+
+class Daemon:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None):
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._triggers: set[str] = set()
+        self._actors: dict[str, str] = {}
+        self._own_echo: dict[str, float] = {}
+        self._js: jetstream.JetStream | None = None
+        self._connected = False
+        self._good_by_file: dict[str, tuple[StreamSpec, ...]] = {}
+        self._problems: tuple[Problem, ...] = ()
+        self._last_loaded: dict[str, tuple[Any, Policy]] = {}
+        self._last_result_ok: bool | None = None
+        self._http: HttpServer | None = None
+        self._embedded: EmbeddedServer | None = None
+        self.passes = 0
+        """Reconcile passes finished so far (tests await progress through `wait_passes`)."""
+        self._pass_done = asyncio.Condition()
+
+    # --- triggers ----------------------------------------------------------------------------
+
+    def trigger(self, source: str) -> None:
+        self._triggers.add(source)
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    async def _on_advisory(self, advisory: Advisory) -> None:
+        if advisory.own or not advisory.stream:
+            return
+        if advisory.kind == "api":
+            operation = advisory.subject.split(".")[3] if advisory.subject.count(".") >= 4 else ""
+            if operation not in ("CREATE", "UPDATE", "DELETE"):
+                return
+            if advisory.actor:
+                self._actors[advisory.stream] = advisory.actor
+        else:
+            echo_until = self._own_echo.pop(advisory.stream, 0.0)
+            if time.monotonic() < echo_until:
+                return  # the server telling us about our own change
+        log.debug("advisory", kind=advisory.kind, stream=advisory.stream, actor=advisory.actor)
+        self.trigger("server")
+
+    # --- readiness ---------------------------------------------------------------------------
+
+    def readiness(self) -> tuple[bool, list[str]]:
+        reasons = []
+        if not self._connected:
+            reasons.append("not connected to NATS")
+        if self._problems:
+            first = self._problems[0]
+            reasons.append(f"{len(self._problems)} manifest problems (first: {first})")
+        if self._last_result_ok is None:
+            reasons.append("no reconcile has finished yet")
+        elif not self._last_result_ok:
+            reasons.append("the last reconcile failed")
+        return not reasons, reasons
+
+    # --- running -----------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        try:
+            return await self._run()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    async def _run(self) -> int:
+        s = self.settings
+        log.info("watch_started", paths=list(s.paths), resync_s=s.resync_s,
+                 http_port=s.http_port, servers=list(s.connect.servers), embedded=s.embedded)
+        if s.embedded:
+            self._embedded = EmbeddedServer(s.connect.servers[0], s.embedded_dir)
+            await self._embedded.start()
+        if s.http_port:
+            self._http = HttpServer(s.http_host, s.http_port, self.metrics, self.readiness)
+            port = await self._http.start()
+            log.info("http_listening", host=s.http_host, port=port)
+        tasks = {
+            asyncio.create_task(self._reconcile_loop(), name="reconcile"),
+            asyncio.create_task(self._watch_files(), name="files"),
+            asyncio.create_task(self._resync_loop(), name="resync"),
+        }
+        stopper = asyncio.create_task(self._stop.wait(), name="stop")
+        code = 0
+        try:
+            done, _ = await asyncio.wait({stopper, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopper}:
+                if not task.cancelled() and task.exception() is not None:
+                    exc = task.exception()
+                    log.error("watch_failed", task=task.get_name(), error=str(exc),
+                              exc_info=exc)
+                    code = 1
+            self._stop.set()
+            self._wake.set()
+            reconcile_task = next(t for t in tasks if t.get_name() == "reconcile")
+            # let the pass in flight finish, then stop everything else
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(reconcile_task), STOP_GRACE_S)
+        finally:
+            for task in (*tasks, stopper):
+                task.cancel()
+            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+            await self._shutdown()
+        log.info("watch_stopped", passes=self.passes, exit_code=code)
+        return code
+
+    async def _shutdown(self) -> None:
+        if self._js is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._js.close(), 2)
+            self._js = None
+        if self._http is not None:
+            await self._http.stop()
+        if self._embedded is not None:
+            await self._embedded.stop()
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless stopped first; True when stopped."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        return self._stop.is_set()
+
+    async def _connect(self) -> jetstream.JetStream | None:
+        delay = 0.25
+        while not self._stop.is_set():
+            try:
+                js = await jetstream.connect(
+                    self.settings.connect, reconnect=True,
+                    on_disconnected=self._on_disconnected, on_reconnected=self._on_reconnected,
+                )
+            except ConnectFailed as exc:
+                log.warning("nats_unreachable", error=str(exc), retry_in_s=delay)
+                if await self._sleep(delay):
+                    return None
+                delay = min(delay * 2, 30.0)
+                continue
+            self._set_connected(True)
+            log.info("nats_connected", servers=list(self.settings.connect.servers))
+            await js.watch_advisories(self._on_advisory)
+            return js
+        return None
+
+    def _set_connected(self, up: bool) -> None:
+        self._connected = up
+        self.metrics.connected.set(1 if up else 0)
+
+    async def _on_disconnected(self) -> None:
+        if self._connected:
+            self._set_connected(False)
+            log.warning("nats_disconnected")
+
+    async def _on_reconnected(self) -> None:
+        self._set_connected(True)
+        log.info("nats_reconnected")
+        self.trigger("reconnect")
+
+    async def _reconcile_loop(self) -> None:
+        self._js = await self._connect()
+        if self._js is None:
+            return
+        self.trigger("startup")
+        while not self._stop.is_set():
+            await self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            triggers, self._triggers = self._triggers, set()
+            await self._pass(triggers)
+
+    async def _pass(self, triggers: set[str]) -> None:
+        assert self._js is not None
+        specs = await self._desired()
+        sources = self._sources_of(specs)
+        reconcile_id = new_reconcile_id()
+        trigger = ",".join(sorted(triggers)) or "wake"
+        started = time.monotonic()
+        result: Result | None = None
+        try:
+            result = await reconcile(
+                self._js, specs, allow_data_loss=self.settings.allow_data_loss,
+                concurrency=self.settings.concurrency, source=trigger, sources=sources,
+                actors=self._actors, reconcile_id=reconcile_id,
+            )
+        except asyncio.CancelledError:
+            raise
+        except JetStreamError as exc:
+            log.error("reconcile_failed", reconcile_id=reconcile_id, error=str(exc))
+        finally:
+            self.metrics.reconcile_duration.observe(time.monotonic() - started)
+        self._actors.clear()
+        self._record(result, sources)
+        self.passes += 1
+        async with self._pass_done:
+            self._pass_done.notify_all()
+
+    async def wait_passes(self, count: int) -> None:
+        """Wait until at least `count` passes have finished."""
+        async with self._pass_done:
+            await self._pass_done.wait_for(lambda: self.passes >= count)
+
+    async def _desired(self) -> list[StreamSpec]:
+        """All valid manifests; for a file that fails validation, its last valid streams."""
+        loaded = await asyncio.to_thread(load_manifests, self.settings.paths)
+        by_file: dict[str, list[StreamSpec]] = {}
+        for spec in loaded.specs:
+            by_file.setdefault(spec.location.file, []).append(spec)
+        good = {f: tuple(by_file.get(f, ())) for f in loaded.files
+                if f not in loaded.failed_files}
+        for f in loaded.failed_files:
+            if f in self._good_by_file:
+                good[f] = self._good_by_file[f]
+        self._good_by_file = good
+        if loaded.problems != self._problems:
+            for problem in loaded.problems:
+                log.error("manifest_invalid", file=problem.location.file,
+                          line=problem.location.line, column=problem.location.column,
+                          field=problem.path, error=str(problem))
+            if self._problems and not loaded.problems:
+                log.info("manifests_valid_again")
+        self._problems = loaded.problems
+        self.metrics.manifests_valid.set(0 if loaded.problems else 1)
+        self.metrics.manifest_problems.set(len(loaded.problems))
+        seen: set[str] = set()
+        specs = []
+        for file in sorted(good):
+            for spec in good[file]:
+                if spec.name not in seen:
+                    seen.add(spec.name)
+                    specs.append(spec)
+        return specs
+
+    def _sources_of(self, specs: list[StreamSpec]) -> Mapping[str, str]:
+        """Per stream: `manifest` when its manifest changed since the last pass, else
+        `server` (the live side moved)."""
+        current = {s.name: (s.config, s.policy) for s in specs}
+        sources = {
+            name: "manifest" if self._last_loaded.get(name) != value else "server"
+            for name, value in current.items()
+        }
+        self._last_loaded = current
+        return sources
+
+    def _record(self, result: Result | None, sources: Mapping[str, str]) -> None:
+        m = self.metrics
+        if result is None:
+            self._last_result_ok = False
+            m.reconciles.labels(result="failed").inc()
+            return
+        states = {"in_sync": 0, "drifted": 0, "blocked": 0}
+        now = time.monotonic()
+        for stream in result.plan.streams:
+            if stream.action is not Action.NOOP:
+                m.drift_events.labels(stream=stream.name,
+                                      source=sources.get(stream.name, "server")).inc()
+        for outcome in result.outcomes:
+            if outcome.status in (Status.CREATED, Status.UPDATED):
+                self._own_echo[outcome.name] = now + OWN_ECHO_S
+            if outcome.status is Status.BLOCKED:
+                m.changes_blocked.labels(stream=outcome.name).inc()
+                states["blocked"] += 1
+            elif outcome.status in (Status.REPORTED, Status.FAILED):
+                states["drifted"] += 1
+            else:
+                states["in_sync"] += 1
+        for state, count in states.items():
+            m.streams.labels(state=state).set(count)
+        self._last_result_ok = not result.failed
+        if result.failed:
+            m.reconciles.labels(result="failed").inc()
+        elif result.blocked:
+            m.reconciles.labels(result="blocked").inc()
+        else:
+            m.reconciles.labels(result="success").inc()
+        if not result.failed:
+            m.last_success.set(time.time())
+
+    async def _watch_files(self) -> None:
+        targets = sorted({str(_watch_target(Path(p))) for p in self.settings.paths})
+        stop = asyncio.Event()
+        stopper = asyncio.create_task(self._relay_stop(stop))
+        try:
+            # No suffix filter: a ConfigMap update is a rename of the `..data` symlink.
+            async for changes in awatch(*targets, stop_event=stop, watch_filter=None,
+                                        debounce=250, step=50, rust_timeout=0,
+                                        yield_on_timeout=False, recursive=True):
+                log.debug("files_changed", changes=sorted(str(p) for _, p in changes)[:20])
+                self.trigger("manifest")
+        finally:
+            stopper.cancel()
+
+    async def _relay_stop(self, event: asyncio.Event) -> None:
+        await self._stop.wait()
+        event.set()
+
+    async def _resync_loop(self) -> None:
+        while not await self._sleep(self.settings.resync_s):
+            self.trigger("resync")
+
+
+def _watch_target(path: Path) -> Path:
+    """Directories are watched whole; a file through its directory (editors save by
+    renaming a new file over the old one)."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path if path.is_dir() else path.parent
+
+
+async def run(settings: Settings) -> int:
+    return await Daemon(settings).run()
