@@ -57,7 +57,6 @@ _HINTS: dict[int, str] = {
     10065: "another stream on the server already takes one of these subjects",
     10059: "the stream does not exist on the server",
     10058: "a stream with this name exists with a different configuration",
-    10052: "the server cannot make this change to an existing stream",
     10055: "a mirror cannot be added to or changed on an existing stream",
     10056: "a stream cannot be renamed",
     10074: "more replicas than the cluster has servers: lower num_replicas",
