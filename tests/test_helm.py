@@ -186,7 +186,7 @@ def test_chart_lints_clean_in_strict_mode(values: dict[str, Any] | None) -> None
     assert report["errors"] == [] and problems == [], report
 
 
-def test_sidecar_host_chart_lints_clean(host_chart: helm.Chart, tmp_path: Path) -> None:
+def test_sidecar_host_chart_lints_clean(tmp_path: Path) -> None:
     # lint() takes a path: the fixture's unpacked copy, with the dependency in charts/.
     root = tmp_path / "sidecar-host"
     shutil.copytree(HOST_CHART, root)
