@@ -644,3 +644,24 @@ def test_notes_show_how_to_see_drift_and_metrics(chart: helm.Chart) -> None:
     assert f"kubectl -n {NAMESPACE} port-forward deployment/{FULLNAME} 8080:8080" in text
     assert "curl -s http://127.0.0.1:8080/metrics" in text
     assert "2 stream(s)" in text
+
+
+# --- documentation ---------------------------------------------------------------------
+
+
+def test_gitops_example_renders(chart: helm.Chart) -> None:
+    values = yaml.safe_load((CHART / "examples" / "gitops-values.yaml").read_text())
+    objects = render(chart, values)
+    spec = pod_spec(objects)
+    assert watched_paths(container(spec)) == ["/git/current/nats/streams"]
+    assert flag(container(spec), "--creds") == "/etc/jetstream-reconciler/auth/nats.creds"
+    assert f"ServiceMonitor/{FULLNAME}" in objects
+
+
+def test_readme_values_example_renders(chart: helm.Chart) -> None:
+    readme = (CHART / "README.md").read_text()
+    block = readme.split("```yaml\n# my-values.yaml\n", 1)[1].split("```", 1)[0]
+    objects = render(chart, yaml.safe_load(block))
+    data = objects[f"ConfigMap/{FULLNAME}-manifests"]["data"]
+    assert sorted(data) == ["events.yaml", "orders.yaml"]
+    assert flag(container(pod_spec(objects)), "--server") == "nats://nats.messaging.svc:4222"
