@@ -574,6 +574,7 @@ def test_official_nats_chart_example_matches_the_sidecar_template(host_chart: he
         ({"http": {"port": 70000}}, "at '/http/port'"),
         ({"reconcile": {"resync": "60"}}, "at '/reconcile/resync'"),
         ({"reconcile": {"concurrency": 0}}, "at '/reconcile/concurrency'"),
+        ({"reconcile": {"concurrency": 257}}, "at '/reconcile/concurrency'"),
         ({"reconcile": {"allowDataLoss": "yes"}}, "at '/reconcile/allowDataLoss'"),
         ({"streams": [{"subjects": ["a.*"]}]}, "missing property 'name'"),
         ({"auth": {"credKey": "x"}}, "additional properties 'credKey' not allowed"),
@@ -665,3 +666,42 @@ def test_readme_values_example_renders(chart: helm.Chart) -> None:
     data = objects[f"ConfigMap/{FULLNAME}-manifests"]["data"]
     assert sorted(data) == ["events.yaml", "orders.yaml"]
     assert flag(container(pod_spec(objects)), "--server") == "nats://nats.messaging.svc:4222"
+
+
+# --- the contract with the CLI ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        None,
+        {
+            "logging": {"format": "console", "level": "warning"},
+            "reconcile": {"resync": "5m", "allowDataLoss": True, "concurrency": 256},
+            "http": {"port": 0},
+        },
+        *({"auth": {"existingSecret": "s", **auth}} for auth, *_ in CREDENTIALS.values()),
+        {"tls": {"enabled": True, "existingSecret": "t"}},
+        {"streams": STREAMS, "gitSync": {"enabled": True, "repo": "https://g.example/r"}},
+    ],
+    ids=["defaults", "settings", *CREDENTIALS, "tls", "git-sync"],
+)
+def test_the_cli_accepts_the_rendered_arguments(
+    chart: helm.Chart, values: dict[str, Any] | None
+) -> None:
+    """The args the chart writes parse with the real `jetstream-reconciler watch` command."""
+    from reconciler.cli import cli
+
+    reconciler = container(pod_spec(render(chart, values)))
+    command, *args = reconciler["args"]
+    assert command == "watch"
+    watch = cli.commands["watch"]
+    with watch.make_context("watch", list(args)) as context:
+        params = context.params
+    assert list(params["paths"]) == watched_paths(reconciler)
+    assert params["server"] == flag(reconciler, "--server")
+    assert str(params["http_port"]) == flag(reconciler, "--http-port")
+    assert params["allow_data_loss"] is ("--allow-data-loss" in args)
+    for option in ("creds", "nkey", "password_file", "token_file", "tls_cert", "tls_key", "tls_ca"):
+        name = "--" + option.replace("_", "-")
+        assert params[option] == (flag(reconciler, name) if name in args else None)
