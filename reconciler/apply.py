@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -43,19 +43,24 @@ async def apply_plan(
     policies: Mapping[str, Policy],
     *,
     concurrency: int = 32,
+    logger: Any = None,
 ) -> tuple[Outcome, ...]:
-    """Apply every create and update of `plan`; outcomes in the plan's order."""
+    """Apply every create and update of `plan`; outcomes in the plan's order. Events go to
+    `logger` (a structlog logger, bound to the reconcile id by the caller)."""
     gate = asyncio.Semaphore(max(1, concurrency))
+    logger = logger or log
 
     async def one(stream: StreamPlan) -> Outcome:
         async with gate:
-            return await apply_stream(js, stream, policies.get(stream.name, Policy()))
+            return await apply_stream(js, stream, policies.get(stream.name, Policy()), logger)
 
     return tuple(await asyncio.gather(*(one(s) for s in plan.streams)))
 
 
-async def apply_stream(js: StreamWriter, stream: StreamPlan, policy: Policy) -> Outcome:
-    bound = log.bind(stream=stream.name)
+async def apply_stream(
+    js: StreamWriter, stream: StreamPlan, policy: Policy, logger: Any = None
+) -> Outcome:
+    bound = (logger or log).bind(stream=stream.name)
     if stream.action is Action.NOOP:
         return Outcome(stream, Status.UNCHANGED)
     if stream.action is Action.BLOCKED:

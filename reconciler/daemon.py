@@ -31,7 +31,7 @@ from reconciler.errors import ConnectFailed, JetStreamError
 from reconciler.http import HttpServer
 from reconciler.manifest import load_manifests
 from reconciler.metrics import Metrics
-from reconciler.model import Action, Advisory, Policy, Problem, Status, StreamSpec
+from reconciler.model import Action, Advisory, Plan, Policy, Problem, Status, StreamSpec
 from reconciler.reconcile import Result, new_reconcile_id, reconcile
 from reconciler.settings import Settings
 
@@ -40,6 +40,8 @@ log = structlog.get_logger("reconciler.daemon")
 #: how long after our own change a stream advisory for that stream is taken as its echo
 OWN_ECHO_S = 2.0
 STOP_GRACE_S = 4.0
+#: how long a stream advisory waits for the API advisory that names who made the change
+ACTOR_GRACE_S = 0.02
 
 
 class Daemon:
@@ -51,6 +53,7 @@ class Daemon:
         self._triggers: set[str] = set()
         self._actors: dict[str, str] = {}
         self._own_echo: dict[str, float] = {}
+        self._settling: dict[str, asyncio.TimerHandle] = {}
         self._js: jetstream.JetStream | None = None
         self._connected = False
         self._good_by_file: dict[str, tuple[StreamSpec, ...]] = {}
@@ -76,17 +79,30 @@ class Daemon:
     async def _on_advisory(self, advisory: Advisory) -> None:
         if advisory.own or not advisory.stream:
             return
+        stream = advisory.stream
         if advisory.kind == "api":
-            operation = advisory.subject.split(".")[3] if advisory.subject.count(".") >= 4 else ""
-            if operation not in ("CREATE", "UPDATE", "DELETE"):
+            parts = advisory.subject.split(".")
+            if len(parts) < 5 or parts[3] not in ("CREATE", "UPDATE", "DELETE"):
                 return
             if advisory.actor:
-                self._actors[advisory.stream] = advisory.actor
-        else:
-            echo_until = self._own_echo.pop(advisory.stream, 0.0)
-            if time.monotonic() < echo_until:
-                return  # the server telling us about our own change
-        log.debug("advisory", kind=advisory.kind, stream=advisory.stream, actor=advisory.actor)
+                self._actors[stream] = advisory.actor
+            pending = self._settling.pop(stream, None)
+            if pending is not None:
+                pending.cancel()
+            log.debug("advisory", kind="api", stream=stream, actor=advisory.actor)
+            self.trigger("server")
+            return
+        if time.monotonic() < self._own_echo.pop(stream, 0.0):
+            return  # the server telling us about our own change
+        # The server sends a stream advisory just before the API advisory that names the
+        # client; wait a moment for the name, or go without it.
+        if stream not in self._settling:
+            self._settling[stream] = asyncio.get_running_loop().call_later(
+                ACTOR_GRACE_S, self._settled, stream)
+
+    def _settled(self, stream: str) -> None:
+        self._settling.pop(stream, None)
+        log.debug("advisory", kind="stream", stream=stream)
         self.trigger("server")
 
     # --- readiness ---------------------------------------------------------------------------
@@ -223,6 +239,7 @@ class Daemon:
         assert self._js is not None
         specs = await self._desired()
         sources = self._sources_of(specs)
+        actors, self._actors = self._actors, {}
         reconcile_id = new_reconcile_id()
         trigger = ",".join(sorted(triggers)) or "wake"
         started = time.monotonic()
@@ -231,7 +248,7 @@ class Daemon:
             result = await reconcile(
                 self._js, specs, allow_data_loss=self.settings.allow_data_loss,
                 concurrency=self.settings.concurrency, source=trigger, sources=sources,
-                actors=self._actors, reconcile_id=reconcile_id,
+                actors=actors, reconcile_id=reconcile_id, before_apply=self._expect_echo,
             )
         except asyncio.CancelledError:
             raise
@@ -239,7 +256,6 @@ class Daemon:
             log.error("reconcile_failed", reconcile_id=reconcile_id, error=str(exc))
         finally:
             self.metrics.reconcile_duration.observe(time.monotonic() - started)
-        self._actors.clear()
         self._record(result, sources)
         self.passes += 1
         async with self._pass_done:
@@ -292,6 +308,14 @@ class Daemon:
         self._last_loaded = current
         return sources
 
+    def _expect_echo(self, plan: Plan) -> None:
+        """The server will announce the changes we are about to make; those advisories are
+        no news. (Another client's change is still seen through its API advisory.)"""
+        until = time.monotonic() + OWN_ECHO_S
+        for stream in plan.streams:
+            if stream.action in (Action.CREATE, Action.UPDATE):
+                self._own_echo[stream.name] = until
+
     def _record(self, result: Result | None, sources: Mapping[str, str]) -> None:
         m = self.metrics
         if result is None:
@@ -299,14 +323,11 @@ class Daemon:
             m.reconciles.labels(result="failed").inc()
             return
         states = {"in_sync": 0, "drifted": 0, "blocked": 0}
-        now = time.monotonic()
         for stream in result.plan.streams:
             if stream.action is not Action.NOOP:
                 m.drift_events.labels(stream=stream.name,
                                       source=sources.get(stream.name, "server")).inc()
         for outcome in result.outcomes:
-            if outcome.status in (Status.CREATED, Status.UPDATED):
-                self._own_echo[outcome.name] = now + OWN_ECHO_S
             if outcome.status is Status.BLOCKED:
                 m.changes_blocked.labels(stream=outcome.name).inc()
                 states["blocked"] += 1

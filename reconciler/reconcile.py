@@ -12,9 +12,9 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -108,6 +108,7 @@ async def reconcile(
     sources: Mapping[str, str] | None = None,
     actors: Mapping[str, str] | None = None,
     reconcile_id: str | None = None,
+    before_apply: Callable[[Plan], None] | None = None,
 ) -> Result:
     """Plan, and apply unless `apply` is false. Emits `drift_detected` per differing stream
     (its `source` from `sources` by stream name, else `source`; its actor from `actors`) and
@@ -117,32 +118,34 @@ async def reconcile(
     actors = actors or {}
     reconcile_id = reconcile_id or new_reconcile_id()
     started = time.monotonic()
-    with structlog.contextvars.bound_contextvars(reconcile_id=reconcile_id):
-        plan = await compute_plan(
-            js, specs, allow_data_loss=allow_data_loss, concurrency=concurrency
-        )
-        for stream in plan.streams:
-            if stream.action is not Action.NOOP:
-                where = sources.get(stream.name, source)
-                _log_drift(stream, where, actors.get(stream.name) if where == "server" else None)
-        outcomes: tuple[Outcome, ...] = ()
-        if apply:
-            policies = {s.name: s.policy for s in specs}
-            outcomes = await apply_plan(js, plan, policies, concurrency=concurrency)
-        result = Result(reconcile_id, plan, outcomes, time.monotonic() - started)
-        log.info(
-            "reconcile_finished",
-            trigger=source,
-            streams=len(plan.streams),
-            unmanaged=len(plan.unmanaged),
-            counts=result.counts(),
-            duration_ms=round(result.duration_s * 1000, 1),
-        )
-        return result
+    rlog = log.bind(reconcile_id=reconcile_id)
+    plan = await compute_plan(
+        js, specs, allow_data_loss=allow_data_loss, concurrency=concurrency
+    )
+    for stream in plan.streams:
+        if stream.action is not Action.NOOP:
+            where = sources.get(stream.name, source)
+            _log_drift(rlog, stream, where,
+                       actors.get(stream.name) if where == "server" else None)
+    outcomes: tuple[Outcome, ...] = ()
+    if apply:
+        policies = {s.name: s.policy for s in specs}
+        outcomes = await apply_plan(js, plan, policies, concurrency=concurrency,
+                                    logger=rlog)
+    result = Result(reconcile_id, plan, outcomes, time.monotonic() - started)
+    rlog.info(
+        "reconcile_finished",
+        trigger=source,
+        streams=len(plan.streams),
+        unmanaged=len(plan.unmanaged),
+        counts=result.counts(),
+        duration_ms=round(result.duration_s * 1000, 1),
+    )
+    return result
 
 
-def _log_drift(stream: StreamPlan, source: str, actor: str | None) -> None:
-    log.info(
+def _log_drift(rlog: Any, stream: StreamPlan, source: str, actor: str | None) -> None:
+    rlog.info(
         "drift_detected",
         stream=stream.name,
         action=str(stream.action),
