@@ -371,11 +371,19 @@ class Daemon:
 
 
 def _watch_target(path: Path) -> Path:
-    """Directories are watched whole; a file through its directory (editors save by
-    renaming a new file over the old one)."""
+    """The directory to watch for `path`.
+
+    A directory is watched whole; a file through its directory (editors save by renaming a
+    new file over the old one). When the path runs through a symbolic link (git-sync
+    publishes each commit by swapping a `current` link), the directory holding the link is
+    watched, so that the swap itself is seen.
+    """
     path = path.absolute()
     while not path.exists() and path != path.parent:
         path = path.parent
+    for ancestor in [*reversed(path.parents), path]:
+        if ancestor.is_symlink():
+            return ancestor.parent
     return path if path.is_dir() else path.parent
 
 

@@ -1,0 +1,81 @@
+"""NATS by Example's "limits-based stream", replayed through the reconciler.
+
+An `events` stream on `events.*` (file storage) gets six messages, then three limit edits,
+each made by changing the manifest and applying it: 10 messages, 300 bytes, 0.1 s max age.
+The first two fit what is stored; the third would discard every message, so the data-loss
+guard stops it until the manifest says `allow_data_loss: true`.
+
+    python examples/limits_walkthrough.py --server nats://127.0.0.1:4222
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+
+from reconciler import jetstream
+from reconciler.manifest import load_or_raise
+from reconciler.model import ConnectOptions
+from reconciler.reconcile import compute_plan, reconcile
+from reconciler.report import render_text
+
+MANIFEST = """\
+name: events
+subjects: ["events.*"]
+storage: file
+{limits}"""
+
+SEED = ["events.page_loaded", "events.mouse_clicked", "events.mouse_clicked",
+        "events.page_loaded", "events.mouse_clicked", "events.input_focused"]
+
+
+async def show(js: jetstream.JetStream, step: str) -> None:
+    info = await js.stream_info("events")
+    assert info is not None
+    c, s = info.config, info.state
+    print(f"[{step}] messages={s.messages} bytes={s.bytes} "
+          f"max_msgs={c['max_msgs']} max_bytes={c['max_bytes']} max_age={c['max_age']}ns")
+
+
+async def edit(js: jetstream.JetStream, manifest: Path, limits: str, step: str) -> None:
+    manifest.write_text(MANIFEST.format(limits=limits))
+    specs = load_or_raise([manifest])
+    print(f"\n--- {step}: {limits.strip().replace(chr(10), ', ')}")
+    print(render_text(await compute_plan(js, specs)), end="")
+    await reconcile(js, specs)
+    await show(js, step)
+
+
+async def main(server: str) -> None:
+    js = await jetstream.connect(ConnectOptions(servers=(server,)))
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            manifest = Path(tmp) / "events.yaml"
+            await edit(js, manifest, "", "create")
+            for subject in SEED:
+                await js.publish(subject, b"")
+            await show(js, "published 6")
+            await edit(js, manifest, "max_msgs: 10\n", "max_msgs")
+            await edit(js, manifest, "max_msgs: 10\nmax_bytes: 300B\n", "max_bytes")
+            await asyncio.sleep(0.2)  # let the messages grow older than the new max age
+            limits = "max_msgs: 10\nmax_bytes: 300B\nmax_age: 100ms\n"
+            await edit(js, manifest, limits, "max_age")
+            allowed = limits + "reconcile:\n  allow_data_loss: true\n"
+            await edit(js, manifest, allowed, "max_age allowed")
+            for _ in range(50):  # the server's age timer removes the expired messages
+                info = await js.stream_info("events")
+                if info is not None and info.state.messages == 0:
+                    break
+                await asyncio.sleep(0.05)
+            await show(js, "expired")
+    finally:
+        await js.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--server", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"))
+    asyncio.run(main(parser.parse_args().server))
