@@ -146,6 +146,22 @@ async def test_configmap_symlink_swap_is_applied(
         await until(daemon, lambda: _eq(max_msgs(js), 42))
 
 
+async def test_git_sync_link_swap_is_applied(
+    tmp_path: Path, nats_server: NatsServer, js: Any
+) -> None:
+    """git-sync checks out each commit in a new directory and swaps a `current` link."""
+    root = tmp_path / "git"
+    write(root / "rev1" / "streams" / "events.yaml", EVENTS.format(storage="file", max_msgs=10))
+    (root / "current").symlink_to("rev1")
+    async with running(settings_for(nats_server, root / "current" / "streams")) as daemon:
+        assert await max_msgs(js) == 10
+        write(root / "rev2" / "streams" / "events.yaml",
+              EVENTS.format(storage="file", max_msgs=11))
+        (root / "tmp-link").symlink_to("rev2")
+        os.replace(root / "tmp-link", root / "current")
+        await until(daemon, lambda: _eq(max_msgs(js), 11))
+
+
 async def test_out_of_band_change_is_healed_and_named(
     tmp_path: Path, nats_server: NatsServer, js: Any
 ) -> None:
