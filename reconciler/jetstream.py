@@ -74,6 +74,8 @@ _NO_MESSAGE = 10037
 _STREAM_NOT_FOUND = 10059
 #: MSG.GET requests in flight per stream while reading messages
 _READ_WINDOW = 16
+#: how long to wait for nats-py to close a client whose connect failed, seconds
+_DISCARD_WAIT = 0.25
 #: reconnect_time_wait in watch mode, seconds
 _RECONNECT_WAIT = 0.5
 
@@ -415,8 +417,10 @@ async def _open(
 
 
 async def _discard(nc: Client) -> None:
+    """Close a client whose connect failed. After a failed TLS upgrade the socket is already
+    closed but nats-py's close() waits forever on the pre-TLS writer: bound the wait."""
     with contextlib.suppress(Exception):
-        await nc.close()
+        await asyncio.wait_for(nc.close(), _DISCARD_WAIT)
 
 
 # --- the API -------------------------------------------------------------------------------
