@@ -116,6 +116,10 @@ def cli() -> None:
     """
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @_paths
 def validate(paths: tuple[str, ...]) -> None:
@@ -128,8 +132,8 @@ def validate(paths: tuple[str, ...]) -> None:
     if result.problems:
         raise ManifestError(result.problems)
     names = ", ".join(s.name for s in result.specs) or "none"
-    click.echo(f"{len(result.files)} manifest files valid: {len(result.specs)} streams "
-               f"({names}).")
+    click.echo(f"{_count(len(result.files), 'manifest file')} valid: "
+               f"{_count(len(result.specs), 'stream')} ({names}).")
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
@@ -274,9 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         files = {p.location.file for p in exc.problems}
-        click.echo(f"{len(exc.problems)} {'problem' if len(exc.problems) == 1 else 'problems'}"
-                   f" in {len(files)} {'file' if len(files) == 1 else 'files'}; nothing was "
-                   "changed.", err=True)
+        click.echo(f"{_count(len(exc.problems), 'problem')} in {_count(len(files), 'file')}; "
+                   "nothing was changed.", err=True)
         return EXIT_ERROR
     except ReconcilerError as exc:
         click.echo(f"error: {exc}", err=True)
