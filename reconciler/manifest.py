@@ -183,9 +183,9 @@ def load_manifests(paths: Sequence[str | os.PathLike[str]]) -> LoadResult:
     specs: list[StreamSpec] = []
     for doc in docs:
         problems.extend(doc.problems)
-        if not doc.problems and doc.spec is not None:
+        if not doc.problems and not doc.failed and doc.spec is not None:
             specs.append(doc.spec)
-    problems.sort(key=lambda p: (p.location, p.path, p.message))
+    problems.sort(key=lambda p: p.location)  # stable: same place, order of the checks
     return LoadResult(
         specs=tuple(specs),
         problems=tuple(problems),
@@ -211,6 +211,8 @@ class _Document:
     problems: list[Problem] = field(default_factory=list)
     spec: StreamSpec | None = None
     subjects_ok: bool = False
+    failed: bool = False
+    """Has problems, some perhaps not shown (past MAX_PROBLEMS_PER_FILE)."""
 
 
 class _TooManyNodes(Exception):
@@ -516,8 +518,9 @@ class _Reader:
         else:
             location = self.where(at)
         self.failed_paths.add(path)
-        if self.reported >= MAX_PROBLEMS_PER_FILE and self.current.problems:
-            self.dropped += 1  # the document has failed already: enough said
+        self.current.failed = True
+        if self.reported >= MAX_PROBLEMS_PER_FILE:
+            self.dropped += 1
             return
         self.reported += 1
         self.current.problems.append(Problem(location, path, message, hint))
@@ -547,9 +550,19 @@ class _Reader:
                 sources = value.value if isinstance(value, SequenceNode) else [value]
                 for source in sources:
                     if not isinstance(source, MappingNode):
-                        self.add(value, path or "<<", "'<<' merges mappings only", None)
+                        self.add(
+                            value,
+                            path or "<<",
+                            f"'<<' merges mappings only, got {_node_kind(source)}",
+                            "write <<: *anchor, where the anchor is on a mapping",
+                        )
                     elif id(source) in merging:
-                        self.add(value, path or "<<", "'<<' merges a mapping into itself")
+                        self.add(
+                            value,
+                            path or "<<",
+                            "'<<' merges a mapping into itself",
+                            "merge another mapping, or remove the '<<' line",
+                        )
                     else:
                         merged.extend(self.pairs(source, path, merging | {id(node)}))
                 continue
