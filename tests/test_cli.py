@@ -1,0 +1,244 @@
+"""The CLI called as a user calls it: exit codes, outputs, errors, against a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from reconciler.cli import cli, main
+from tests.natsserver import NatsServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+HELP = Path(__file__).parent / "help"
+
+EVENTS = """\
+name: events
+subjects: ["events.*"]
+storage: file
+max_msgs: {max_msgs}
+{extra}"""
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in list(os.environ):
+        if key.startswith(("NATS_", "JETSTREAM_RECONCILER_")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    yield
+    structlog.reset_defaults()
+
+
+def manifest(tmp_path: Path, max_msgs: int = 10, extra: str = "") -> Path:
+    path = tmp_path / "config" / "events.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(EVENTS.format(max_msgs=max_msgs, extra=extra))
+    return path.parent
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_validate_valid(tmp_path: Path, capsys: Any) -> None:
+    assert run(capsys, "validate", str(manifest(tmp_path))) == (
+        0, "1 manifest file valid: 1 stream (events).\n", "")
+
+
+def test_validate_reports_every_problem_and_changes_nothing(tmp_path: Path, capsys: Any) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: events\nmax_age: 30\nmax_msg: 3\n")
+    code, out, err = run(capsys, "validate", str(bad))
+    assert code == 1 and out == ""
+    assert err == (
+        f"{bad}:2:10: max_age: 30 has no unit; write '30s' (seconds) or '30ms' (milliseconds)\n"
+        f"{bad}:3:1: max_msg: unknown field 'max_msg'; did you mean 'max_msgs'?\n"
+        "2 problems in 1 file; nothing was changed.\n"
+    )
+
+
+def test_plan_exit_codes(tmp_path: Path, nats_server: NatsServer, capsys: Any) -> None:
+    config = str(manifest(tmp_path))
+    server = ["--server", nats_server.url, "--log-format", "json"]
+    assert run(capsys, "plan", config, *server)[0] == 0
+    assert run(capsys, "plan", "--detailed-exitcode", config, *server)[0] == 2
+    assert run(capsys, "apply", config, *server)[0] == 0
+    assert run(capsys, "plan", "--detailed-exitcode", config, *server)[0] == 0
+    # storage cannot change: blocked
+    manifest(tmp_path, extra="max_bytes: 1KiB\n")
+    assert run(capsys, "plan", "--detailed-exitcode", config, *server)[0] == 2
+    (tmp_path / "config" / "events.yaml").write_text(
+        EVENTS.format(max_msgs=10, extra="").replace("file", "memory"))
+    code, out, _ = run(capsys, "plan", "--detailed-exitcode", config, *server)
+    assert code == 3
+    assert ("    blocked: storage cannot change on an existing stream (file -> memory); keep "
+            "storage: file, or declare a new stream with the new storage and move the data\n"
+            ) in out
+    code, out, _ = run(capsys, "apply", config, *server)
+    assert code == 3
+    assert out.endswith("Apply: 0 created, 0 updated, 0 unchanged, 1 blocked, 0 reported, "
+                        "0 failed.\n")
+
+
+def test_plan_json_and_markdown(tmp_path: Path, nats_server: NatsServer, capsys: Any) -> None:
+    config = str(manifest(tmp_path))
+    server = ["--server", nats_server.url, "--log-format", "json"]
+    code, out, _ = run(capsys, "plan", "--output", "json", config, *server)
+    assert code == 0
+    document = json.loads(out)
+    assert document["format_version"] == 1
+    assert document["summary"] == {"create": 1, "update": 0, "blocked": 0, "noop": 0,
+                                   "unmanaged": 0, "pending": True}
+    (stream,) = document["streams"]
+    assert stream["action"] == "create" and stream["config"]["max_msgs"] == 10
+    assert stream["file"].endswith("events.yaml") and stream["line"] == 1
+    _code, out, _ = run(capsys, "plan", "--output", "markdown", config, *server)
+    assert out.startswith("### JetStream plan\n\n**Plan: 1 to create, 0 to update, 0 blocked, "
+                          "0 unchanged.**\n")
+    assert "| + | `events` | create | `subjects: [\"events.*\"]`<br>`max_msgs: 10` |" in out
+
+
+def test_data_loss_is_guarded_then_allowed(tmp_path: Path, nats_server: NatsServer,
+                                           capsys: Any) -> None:
+    config = str(manifest(tmp_path))
+    server = ["--server", nats_server.url, "--log-format", "json"]
+    assert run(capsys, "apply", config, *server)[0] == 0
+    subprocess.run([sys.executable, "-c", _PUBLISH, nats_server.url], check=True)
+    manifest(tmp_path, max_msgs=2)
+    code, out, err = run(capsys, "apply", config, *server)
+    assert code == 3
+    assert ("    blocked: max_msgs would discard 3 messages (117 bytes); set "
+            "reconcile.allow_data_loss: true in the manifest or pass --allow-data-loss to "
+            "accept the loss\n") in out
+    blocked = next(json.loads(line) for line in err.splitlines()
+               if '"change_blocked"' in line)
+    assert blocked["impact"]["messages"] == 3 and blocked["stream"] == "events"
+    code, out, _ = run(capsys, "apply", "--allow-data-loss", config, *server)
+    assert code == 0
+    assert "    data loss (allowed): max_msgs would discard 3 messages (117 bytes)\n" in out
+
+
+_PUBLISH = """
+import asyncio, sys, nats
+async def main():
+    nc = await nats.connect(sys.argv[1])
+    js = nc.jetstream()
+    for s in ("events.a1", "events.b1", "events.c1", "events.d1", "events.e1"):
+        await js.publish(s, b"")
+    await nc.close()
+asyncio.run(main())
+"""
+
+
+def test_apply_failure_is_exit_1_with_the_servers_words(
+    tmp_path: Path, nats_server: NatsServer, capsys: Any
+) -> None:
+    config = manifest(tmp_path)
+    (config / "taken.yaml").write_text("name: other\nsubjects: ['events.x']\n")
+    # a stream no manifest declares already owns the subject
+    subprocess.run([sys.executable, "-c", _CREATE_OTHER, nats_server.url], check=True)
+    (config / "taken.yaml").unlink()
+    code, out, err = run(capsys, "apply", str(config), "--server", nats_server.url,
+                         "--log-format", "json")
+    assert code == 1
+    assert "? other: unmanaged (on the server, in no manifest; left alone)" in out
+    assert ("error: stream events: subjects overlap with an existing stream (status 400, "
+            "error 10065); another stream on the server already takes one of these subjects"
+            ) in err
+
+
+_CREATE_OTHER = """
+import asyncio, json, sys, nats
+async def main():
+    nc = await nats.connect(sys.argv[1])
+    await nc.request("$JS.API.STREAM.CREATE.other",
+                     json.dumps({"name": "other", "subjects": ["events.x"]}).encode())
+    await nc.close()
+asyncio.run(main())
+"""
+
+
+def test_unreachable_server_is_one_line(tmp_path: Path, capsys: Any) -> None:
+    port = free_port()
+    code, _out, err = run(capsys, "plan", str(manifest(tmp_path)), "--server",
+                         f"nats://127.0.0.1:{port}")
+    assert code == 1
+    assert err == f"error: cannot connect to nats://127.0.0.1:{port}: connection refused\n"
+
+
+def test_bad_manifest_stops_before_the_server(tmp_path: Path, capsys: Any) -> None:
+    config = manifest(tmp_path, extra="retention: forever\n")
+    code, _, err = run(capsys, "apply", str(config), "--server", "nats://127.0.0.1:1")
+    assert code == 1
+    assert "retention: unknown value 'forever'; write one of: limits, interest, workqueue" in err
+    assert "cannot connect" not in err
+
+
+def test_secrets_never_logged(tmp_path: Path, capsys: Any) -> None:
+    server = NatsServer(tmp_path / "js", extra_args=("--user", "app", "--pass", "s3cr3t-pw"))
+    server.start()
+    try:
+        config = str(manifest(tmp_path))
+        pw = tmp_path / "pw"
+        pw.write_text("s3cr3t-pw\n")
+        code, out, err = run(capsys, "apply", config, "--server", server.url, "--user", "app",
+                             "--password-file", str(pw), "--log-format", "json",
+                             "--log-level", "debug")
+        assert code == 0, err
+        assert "s3cr3t-pw" not in out + err
+        code, _, err = run(capsys, "plan", config, "--server", server.url, "--user", "app",
+                           "--password", "wrong-pw")
+        assert code == 1 and "wrong-pw" not in err
+        assert "authorization" in err.lower()
+    finally:
+        server.stop()
+
+
+def test_nats_context_supplies_the_url(tmp_path: Path, nats_server: NatsServer,
+                                       capsys: Any) -> None:
+    contexts = tmp_path / "xdg" / "nats" / "context"
+    contexts.mkdir(parents=True)
+    (contexts / "local.json").write_text(json.dumps({"url": nats_server.url}))
+    config = str(manifest(tmp_path))
+    assert run(capsys, "plan", "--context", "local", config, "--log-format", "json")[0] == 0
+    code, _, err = run(capsys, "plan", "--context", "nope", config)
+    assert code == 1 and "NATS context 'nope' not found" in err
+
+
+def test_environment_variables(tmp_path: Path, nats_server: NatsServer, capsys: Any,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NATS_URL", nats_server.url)
+    monkeypatch.setenv("JETSTREAM_RECONCILER_LOG_FORMAT", "json")
+    code, out, _ = run(capsys, "plan", "--detailed-exitcode", str(manifest(tmp_path)))
+    assert code == 2 and out.startswith("+ events")
+
+
+@pytest.mark.parametrize("command", ["", "validate", "plan", "apply", "watch"])
+def test_help_matches_the_committed_copy(command: str) -> None:
+    """`--help` is part of the interface: changes to it show up in review."""
+    from click.testing import CliRunner
+
+    args = [command, "--help"] if command else ["--help"]
+    result = CliRunner().invoke(cli, args, prog_name="jetstream-reconciler",
+                                terminal_width=100)
+    assert result.exit_code == 0
+    copy = HELP / f"{command or 'main'}.txt"
+    if os.environ.get("UPDATE_HELP"):
+        copy.parent.mkdir(exist_ok=True)
+        copy.write_text(result.output)
+    assert result.output == copy.read_text()
+
+
+def test_python_dash_m(tmp_path: Path) -> None:
+    run_ = subprocess.run([sys.executable, "-m", "reconciler", "validate",
+                           str(manifest(tmp_path))], capture_output=True, text=True)
+    assert run_.returncode == 0 and run_.stdout.startswith("1 manifest file valid")
