@@ -534,15 +534,22 @@ async def test_nkey_without_the_nkeys_package(nats_server: NatsServer, tmp_path:
 
 
 async def test_lost_connection_fails_fast_without_reconnect(nats_server: NatsServer) -> None:
-    conn = await connect(ConnectOptions(servers=(nats_server.url,), request_timeout=1))
+    down = asyncio.Event()
+
+    async def on_down() -> None:
+        down.set()
+
+    conn = await connect(ConnectOptions(servers=(nats_server.url,)), on_disconnected=on_down)
     try:
         nats_server.stop()
+        await asyncio.wait_for(down.wait(), 5)
+        assert not conn.connected
         with pytest.raises(JetStreamError) as caught:
             await conn.list_streams()
-        assert not isinstance(caught.value, ApiError)
-        assert not conn.connected
     finally:
         await conn.close()
+    assert type(caught.value) is JetStreamError
+    assert str(caught.value) == f"$JS.API.STREAM.LIST on {nats_server.url}: connection closed"
 
 
 async def test_reconnect_calls_back_and_carries_on(nats_server: NatsServer) -> None:
