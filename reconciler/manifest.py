@@ -99,7 +99,8 @@ class LoadResult:
 
 
 def discover(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """The manifest files under `paths`, sorted, each read once.
+    """The manifest files under `paths`, sorted; a file reached twice (a symlink, a path given
+    twice) is listed once, under the first name it was found by.
 
     A directory is searched recursively for `*.yaml`/`*.yml`, following symlinks and skipping
     entries whose name starts with `.` (a Kubernetes ConfigMap mount shows each key as a
@@ -126,14 +127,10 @@ def _discover(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list
                 problems.append(_file_problem(path, "no such file or directory"))
         except OSError as exc:
             problems.append(_file_problem(path, f"cannot read: {exc.strerror or exc}"))
-    files: list[Path] = []
-    seen: set[Path] = set()
-    for path in sorted(found, key=lambda p: p.parts):
-        real = path.resolve()
-        if real not in seen:
-            seen.add(real)
-            files.append(path)
-    return files, problems
+    unique: dict[Path, Path] = {}  # real path: the first name it was found under
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return sorted(unique.values(), key=lambda p: p.parts), problems
 
 
 def _walk(
@@ -605,13 +602,15 @@ class _Reader:
             )
             return doc
         pairs = self.pairs(node, "")
+        for name, _, value in pairs:
+            if name == "kind" and not self.kind(value):
+                return doc  # another kind of document: its fields are not ours to check
         config_pairs: list[tuple[str, Node, Node]] = []
         policy = Policy()
         for name, key, value in pairs:
             if name == "kind":
-                if not self.kind(value):
-                    return doc  # another kind of document: its fields are not ours to check
-            elif name == "reconcile":
+                continue
+            if name == "reconcile":
                 self.key_locations["reconcile"] = self.loc(key)
                 policy = self.policy(value)
             else:
@@ -631,9 +630,10 @@ class _Reader:
                 location=doc.location,
                 field_locations=dict(self.locations),
             )
+            # whether the subjects it takes are known, for the overlap check across streams
             doc.subjects_ok = not any(
-                p == "subjects" or p.startswith("subjects.") for p in self.failed_paths
-            ) and not ({"name", "mirror", "sources"} & self.failed_paths)
+                self.failed_under(p) for p in ("name", "subjects", "mirror", "sources")
+            )
         return doc
 
     def kind(self, node: Node) -> bool:
@@ -848,7 +848,9 @@ class _Reader:
     # -- the JSON schema, for what the checks above do not cover (ranges, lengths, required)
 
     def schema(self, config: Mapping[str, Any]) -> None:
-        for error in sorted(_validator().iter_errors(config), key=lambda e: list(e.absolute_path)):
+        for error in sorted(
+            _validator().iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]
+        ):
             path = ".".join(str(p) for p in error.absolute_path)
             if self.failed_under(path) or any(
                 path.startswith(p + ".") for p in self.failed_paths if p
@@ -865,29 +867,27 @@ class _Reader:
                 continue
             if validator == "maximum":
                 hint = _RANGE_HINTS.get(path, f"write at most {limit}")
-                self.add(path, path, f"{shown} is above the maximum of {limit}", hint)
+                self.fail(path, f"{shown} is above the maximum of {limit}", hint)
             elif validator == "minimum":
-                self.add(
-                    path,
+                self.fail(
                     path,
                     f"{shown} is below the minimum of {limit}",
                     f"write at least {limit}",
                 )
             elif validator == "maxLength":
-                self.add(
-                    path,
+                self.fail(
                     path,
                     f"the text is {len(error.instance)} characters long",
                     f"shorten it to at most {limit} characters",
                 )
             elif validator == "minLength":
-                self.add(path, path, "the text is empty", "write a value")
+                self.fail(path, "the text is empty", "write a value")
             elif validator == "enum":
-                self.add(path, path, f"unknown value {shown}", f"write one of: {', '.join(limit)}")
+                self.fail(path, f"unknown value {shown}", f"write one of: {', '.join(limit)}")
             elif validator == "pattern":
-                self.add(path, path, f"'{error.instance}' is not valid here", None)
+                self.fail(path, f"'{error.instance}' is not valid here")
             else:
-                self.add(path, path, error.message, None)
+                self.fail(path, error.message)
 
 
 _EXPECTED: Final = {

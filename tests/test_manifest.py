@@ -1285,3 +1285,36 @@ def test_empty_directory(here: Path) -> None:
     (here / "conf").mkdir()
     assert load_manifests(["conf"]) == load_manifests([])
     assert load_manifests([]).specs == ()
+
+
+def test_a_broken_mirror_does_not_look_like_a_default_subject(here: Path) -> None:
+    write("a.yaml", "name: copy\nsubjects: [copy]\n")
+    write("b.yaml", "name: copy2\nmirror: {name: copy, opt_start_seq: x}\n---\nname: copy3\n")
+    assert [str(p) for p in load_manifests(["."]).problems] == [
+        "b.yaml:2:37: mirror.opt_start_seq: 'x' is not a number; write a whole number"
+    ]
+
+
+def test_other_kinds_are_not_checked_further(here: Path) -> None:
+    write("m.yaml", "reconcile: {drift: nope}\nmax_msg: 1\nkind: KeyValue\n")
+    assert [str(p) for p in load_manifests(["m.yaml"]).problems] == [
+        "m.yaml:3:7: kind: unsupported kind 'KeyValue'; "
+        "the only supported kind is Stream, the default without kind"
+    ]
+
+
+def test_policy_defaults_and_shapes(here: Path) -> None:
+    write("a.yaml", "name: a\n")
+    assert load_or_raise(["a.yaml"])[0].policy == Policy()
+    write("b.yaml", "name: b\nreconcile: true\n")
+    assert [str(p) for p in load_manifests(["b.yaml"]).problems] == [
+        "b.yaml:2:12: reconcile: expected a mapping, got a boolean; "
+        "write allow_data_loss, drift or ignore_fields indented below reconcile:"
+    ]
+
+
+def test_same_file_named_twice_is_read_once(here: Path) -> None:
+    write("a.yaml", "name: a\n")
+    result = load_manifests(["a.yaml", "./a.yaml", str(here / "a.yaml"), "."])
+    assert result.files == ("a.yaml",)
+    assert result.problems == ()
