@@ -28,6 +28,9 @@ from reconciler.plan import describe_impact
 
 log = structlog.get_logger("reconciler.apply")
 
+#: long applies report progress every this many streams (or every tenth of them)
+PROGRESS_EVERY = 100
+
 
 class StreamWriter(Protocol):
     """The part of `jetstream.JetStream` that apply needs."""
@@ -49,10 +52,19 @@ async def apply_plan(
     `logger` (a structlog logger, bound to the reconcile id by the caller)."""
     gate = asyncio.Semaphore(max(1, concurrency))
     logger = logger or log
+    writes = sum(1 for s in plan.streams if s.action in (Action.CREATE, Action.UPDATE))
+    step = max(PROGRESS_EVERY, writes // 10)
+    done = 0
 
     async def one(stream: StreamPlan) -> Outcome:
+        nonlocal done
         async with gate:
-            return await apply_stream(js, stream, policies.get(stream.name, Policy()), logger)
+            outcome = await apply_stream(js, stream, policies.get(stream.name, Policy()), logger)
+        if stream.action in (Action.CREATE, Action.UPDATE):
+            done += 1
+            if writes >= PROGRESS_EVERY and (done % step == 0 or done == writes):
+                logger.info("apply_progress", done=done, total=writes)
+        return outcome
 
     return tuple(await asyncio.gather(*(one(s) for s in plan.streams)))
 
