@@ -148,3 +148,19 @@ def test_the_streams_above_use_every_field() -> None:
 
     used = {key for config in STREAMS for key in config} | {"sealed"}
     assert used == KNOWN_FIELDS
+
+
+def test_what_apply_sends_is_valid_api_json() -> None:
+    """Every configuration sent validates against the official stream schema."""
+    import json
+    from importlib.resources import files
+
+    import jsonschema
+
+    from reconciler.plan import desired_config
+
+    schema = json.loads(
+        files("reconciler").joinpath("schema/stream_configuration.schema.json").read_text()
+    )
+    for spec in specs([*STREAMS, {"name": "sealed", "sealed": True}]):
+        jsonschema.validate(desired_config(spec, None), schema)
