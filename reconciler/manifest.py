@@ -53,7 +53,9 @@ __all__ = [
 
 #: files larger than this are rejected unread
 MAX_FILE_BYTES: Final = 1024 * 1024
-#: YAML nodes visited per file, aliases expanded: stops alias bombs ("billion laughs")
+#: YAML nodes visited per document, aliases expanded: stops alias bombs ("billion laughs").
+#: A file may visit MAX_NODES plus one node per two bytes of text (no plain YAML node takes
+#: less), so that many small documents cannot add up to a bomb either.
 MAX_NODES: Final = 100_000
 #: problems reported per file; the rest are counted in one last problem
 MAX_PROBLEMS_PER_FILE: Final = 100
@@ -213,7 +215,7 @@ class _Document:
 
 
 class _TooManyNodes(Exception):
-    pass
+    """More YAML nodes than a document (or the whole file) may expand to."""
 
 
 def _load_file(path: Path) -> tuple[list[_Document], list[Problem]]:
@@ -242,7 +244,7 @@ def _load_file(path: Path) -> tuple[list[_Document], list[Problem]]:
             )
         ]
 
-    reader = _Reader(name)
+    reader = _Reader(name, node_budget=MAX_NODES + len(text) // 2)
     docs: list[_Document] = []
     file_problems: list[Problem] = []
     try:
@@ -259,19 +261,18 @@ def _load_file(path: Path) -> tuple[list[_Document], list[Problem]]:
             Problem(Location(name), "", "the YAML is nested too deeply", "flatten the structure")
         )
     except _TooManyNodes:
-        where = reader.current.location if reader.current else Location(name)
         file_problems.append(
             Problem(
-                where,
+                Location(name),
                 "",
-                f"the document expands to more than {MAX_NODES} YAML nodes (aliases of aliases?)",
+                f"the file expands to more than {reader.node_budget} YAML nodes "
+                "(aliases of aliases?)",
                 "write the values out instead of nesting aliases",
             )
         )
         if reader.current is not None and reader.current not in docs:
+            reader.current.failed = True
             docs.append(reader.current)
-        if reader.current is not None:
-            reader.current.spec = None
     if reader.dropped:
         file_problems.append(
             Problem(
@@ -478,9 +479,11 @@ def _join(prefix: str, name: str) -> str:
 class _Reader:
     """Turns the YAML nodes of one file into checked documents, keeping every position."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, node_budget: int) -> None:
         self.file = file
+        self.node_budget = node_budget
         self.nodes = 0
+        self.document_nodes = 0
         self.reported = 0
         self.dropped = 0
         self.current: _Document | None = None
@@ -528,7 +531,8 @@ class _Reader:
 
     def count(self) -> None:
         self.nodes += 1
-        if self.nodes > MAX_NODES:
+        self.document_nodes += 1
+        if self.document_nodes > MAX_NODES or self.nodes > self.node_budget:
             raise _TooManyNodes
 
     # -- structure
@@ -593,6 +597,22 @@ class _Reader:
         self.current = doc = _Document(self.file, self.loc(node))
         self.locations, self.key_locations, self.raw = {}, {}, {}
         self.failed_paths = set()
+        self.document_nodes = 0
+        try:
+            self.check_document(doc, node)
+        except _TooManyNodes:
+            if self.nodes > self.node_budget:
+                raise  # the whole file is too much: stop reading it
+            doc.spec = None
+            self.add(
+                doc.location,
+                "",
+                f"the document expands to more than {MAX_NODES} YAML nodes (aliases of aliases?)",
+                "write the values out instead of nesting aliases",
+            )
+        return doc
+
+    def check_document(self, doc: _Document, node: Node) -> None:
         if not isinstance(node, MappingNode):
             self.add(
                 node,
@@ -600,11 +620,11 @@ class _Reader:
                 f"a stream manifest is a mapping of fields, got {_node_kind(node)}",
                 "start the document with 'name: <stream name>'",
             )
-            return doc
+            return
         pairs = self.pairs(node, "")
         for name, _, value in pairs:
             if name == "kind" and not self.kind(value):
-                return doc  # another kind of document: its fields are not ours to check
+                return  # another kind of document: its fields are not ours to check
         config_pairs: list[tuple[str, Node, Node]] = []
         policy = Policy()
         for name, key, value in pairs:
@@ -634,7 +654,6 @@ class _Reader:
             doc.subjects_ok = not any(
                 self.failed_under(p) for p in ("name", "subjects", "mirror", "sources")
             )
-        return doc
 
     def kind(self, node: Node) -> bool:
         if isinstance(node, ScalarNode) and node.tag != _NULL and node.value in SUPPORTED_KINDS:

@@ -995,15 +995,7 @@ def test_merge_keys(here: Path) -> None:
 
 def test_alias_bomb_fails_fast(here: Path) -> None:
     # each source repeats 300 transforms, 400 times: 120,000 nodes from a small file
-    lines = [
-        "name: bomb",
-        "sources:",
-        "  - &s",
-        "    name: origin",
-        "    subject_transforms: &ts [" + ", ".join(["{src: a, dest: b}"] * 300) + "]",
-    ]
-    lines += ["  - *s"] * 400
-    write("m.yaml", "\n".join(lines) + "\n")
+    write("m.yaml", _bomb_document("bomb", 300, 400))
     started = time.monotonic()
     result = load_manifests(["m.yaml"])
     assert time.monotonic() - started < 5
@@ -1011,6 +1003,48 @@ def test_alias_bomb_fails_fast(here: Path) -> None:
     assert [str(p) for p in result.problems][-1:] == [
         "m.yaml:1:1: the document expands to more than 100000 YAML nodes "
         "(aliases of aliases?); write the values out instead of nesting aliases"
+    ]
+
+
+def _bomb_document(name: str, width: int, copies: int) -> str:
+    lines = [
+        f"name: {name}",
+        "sources:",
+        "  - &s",
+        "    name: origin",
+        "    subject_transforms: [" + ", ".join(["{src: a, dest: b}"] * width) + "]",
+    ]
+    return "\n".join(lines + ["  - *s"] * copies) + "\n"
+
+
+def test_many_small_bombs_fail_fast_too(here: Path) -> None:
+    # each document stays under the per-document limit; together they exceed the file's
+    text = "---\n".join(_bomb_document(f"b{i}", 100, 250) for i in range(30))
+    write("m.yaml", text)
+    started = time.monotonic()
+    result = load_manifests(["m.yaml"])
+    assert time.monotonic() - started < 5
+    budget = 100_000 + len(text) // 2
+    assert [str(p) for p in result.problems][:1] == [
+        f"m.yaml: the file expands to more than {budget} YAML nodes (aliases of aliases?); "
+        "write the values out instead of nesting aliases"
+    ]
+    assert result.specs == ()
+
+
+def test_many_documents_are_not_a_bomb(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import reconciler.manifest
+
+    monkeypatch.setattr(reconciler.manifest, "MAX_NODES", 100)
+    docs = [f"name: s{i}\nsubjects: [s{i}.*]\nmax_age: 1h\nmetadata: {{o: x}}\n" for i in range(50)]
+    write("m.yaml", "---\n".join(docs))
+    result = load_manifests(["m.yaml"])
+    assert result.problems == ()
+    assert len(result.specs) == 50
+    write("m.yaml", _bomb_document("b", 10, 20))
+    assert [str(p) for p in load_manifests(["m.yaml"]).problems] == [
+        "m.yaml:1:1: the document expands to more than 100 YAML nodes (aliases of aliases?); "
+        "write the values out instead of nesting aliases"
     ]
 
 
