@@ -73,7 +73,7 @@ _API_STREAM_CHANGES = ("CREATE", "UPDATE", "DELETE")
 _NO_MESSAGE = 10037
 _STREAM_NOT_FOUND = 10059
 #: MSG.GET requests in flight per stream while reading messages
-_READ_WINDOW = 16
+_READ_WINDOW = 32
 #: how long to wait for nats-py to close a client whose connect failed, seconds
 _DISCARD_WAIT = 0.25
 #: reconnect_time_wait in watch mode, seconds
@@ -476,7 +476,14 @@ class JetStream:
             return ", ".join(display_url(s) for s in split_servers(self._opts.servers))
         return display_url(current.geturl())
 
+    async def __aenter__(self) -> JetStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     async def close(self) -> None:
+        """Stop every advisory watch and close the connection (without calling back)."""
         self.closing = True
         for watch in self._watches:
             await watch.unsubscribe()

@@ -533,6 +533,23 @@ async def test_nkey_without_the_nkeys_package(nats_server: NatsServer, tmp_path:
         await connect(ConnectOptions(servers=(nats_server.url,), nkey=str(seed)))
 
 
+async def test_nkey_seed(tmp_path: Path) -> None:
+    nkeys = pytest.importorskip("nkeys")
+    seed = nkeys.encode_seed(bytes(range(32)), nkeys.PREFIX_BYTE_USER)
+    public = nkeys.from_seed(bytearray(seed)).public_key.decode()
+    conf = tmp_path / "nkey.conf"
+    conf.write_text(f'authorization {{ users = [ {{ nkey: "{public}" }} ] }}\n')
+    (tmp_path / "user.nk").write_bytes(seed + b"\n")
+    with running(tmp_path / "js", "-c", str(conf)) as server:
+        conn = await connect(ConnectOptions(servers=(server.url,), nkey=str(tmp_path / "user.nk")))
+        try:
+            assert await conn.list_streams() == []
+        finally:
+            await conn.close()
+        with pytest.raises(ConnectFailed, match=r"authorization violation$"):
+            await connect(ConnectOptions(servers=(server.url,)))
+
+
 async def test_lost_connection_fails_fast_without_reconnect(nats_server: NatsServer) -> None:
     down = asyncio.Event()
 
