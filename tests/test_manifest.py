@@ -1352,3 +1352,10 @@ def test_same_file_named_twice_is_read_once(here: Path) -> None:
     result = load_manifests(["a.yaml", "./a.yaml", str(here / "a.yaml"), "."])
     assert result.files == ("a.yaml",)
     assert result.problems == ()
+
+
+def test_sealed_is_left_to_the_plan(here: Path) -> None:
+    # the server takes `sealed` on update only; deciding how to get there is the plan's job
+    write("m.yaml", "name: archive\nsealed: true\ndeny_delete: true\n")
+    (spec,) = load_or_raise(["m.yaml"])
+    assert spec.config["sealed"] is True
