@@ -1,0 +1,53 @@
+"""The watch-mode benchmark runs end to end (`--quick`). Its timing targets are the
+benchmark's business, not the tests': only completion and the report's shape are checked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench" / "watch_latency.py"
+
+
+def test_quick_benchmark_runs_and_reports(tmp_path: Path) -> None:
+    out_json = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--json", str(out_json)],
+        capture_output=True, text=True, timeout=90, cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    for label in (
+        "machine:",
+        "manifest save -> applied",
+        "out-of-band change -> healed",
+        "first reconcile (creates)",
+        "no-op pass",
+        "idle CPU over",
+        "RSS idle",
+        "save -> applied p99",
+        "out-of-band -> healed p99",
+        "idle CPU, % of one core",
+        "idle RSS (VmRSS)",
+        "peak RSS (VmHWM)",
+    ):
+        assert any(line.lstrip().startswith(label) for line in lines), (label, done.stdout)
+    targets = [line for line in lines if line.rstrip().endswith(("PASS", "FAIL"))]
+    assert len(targets) == 5, done.stdout
+
+    results = json.loads(out_json.read_text())
+    latency = results["latency"]
+    assert latency["save_to_applied_ms"]["n"] == 10
+    assert latency["save_to_applied_ms"]["wrong_value_after"] == 0
+    assert latency["out_of_band_to_healed_ms"]["n"] == 10
+    assert latency["out_of_band_to_healed_ms"]["not_healed_after"] == 0
+    assert latency["out_of_band_to_healed_ms"]["actors_logged"] == ["intruder"]
+    idle = results["idle"]
+    assert idle["streams"] == 50
+    assert idle["first_reconcile"]["counts"] == {"created": 50}
+    assert idle["noop_pass"]["counts"] == {"unchanged": 50}
+    assert idle["daemon_exit_code"] == 0
+    assert {t["name"] for t in results["targets"]} >= {"save -> applied p99"}
