@@ -460,6 +460,11 @@ def plan_stream(
             FieldChange(c.path, None, c.desired)
             for c in diff(config, canonical({"name": spec.name}))
         )
+        if config["sealed"]:
+            reason = ("a stream cannot be created sealed; apply it with sealed: false first, "
+                      "then set sealed: true")
+            return StreamPlan(spec.name, Action.BLOCKED, changes, config, (reason,),
+                              location=spec.location)
         return StreamPlan(spec.name, Action.CREATE, changes, config, location=spec.location)
 
     live_canonical = canonical(live.config)

@@ -234,6 +234,13 @@ def test_sealing_is_allowed_and_shows_what_it_forces() -> None:
     assert {"sealed", "discard", "deny_delete", "deny_purge"} <= paths
 
 
+def test_a_stream_cannot_be_created_sealed() -> None:
+    plan = plan_stream(spec(subjects=["events.*"], sealed=True), None)
+    assert plan.action is Action.BLOCKED
+    assert plan.reasons == ("a stream cannot be created sealed; apply it with sealed: false "
+                            "first, then set sealed: true",)
+
+
 def test_removing_a_mirror_promotes_the_stream() -> None:
     mirror = with_live(subjects=None, mirror={"name": "origin"}, duplicate_window=0)
     plan = plan_stream(spec(name="events", subjects=["events.*"]), live(mirror))
