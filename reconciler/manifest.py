@@ -248,7 +248,7 @@ def _load_file(path: Path) -> tuple[list[_Document], list[Problem]]:
     docs: list[_Document] = []
     file_problems: list[Problem] = []
     try:
-        for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+        for node in _compose(text):
             doc = reader.document(node)
             if doc is not None:
                 docs.append(doc)
@@ -283,6 +283,21 @@ def _load_file(path: Path) -> tuple[list[_Document], list[Problem]]:
             )
         )
     return docs, file_problems
+
+
+_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", None)
+
+
+def _compose(text: str) -> Iterable[yaml.Node]:
+    """The documents' node trees: through libyaml when PyYAML has it (ten times faster);
+    on a YAML error, through the pure-Python parser, whose messages are the same on every
+    machine."""
+    if _FAST_LOADER is not None:
+        try:
+            return list(yaml.compose_all(text, Loader=_FAST_LOADER))
+        except yaml.YAMLError:
+            pass
+    return yaml.compose_all(text, Loader=yaml.SafeLoader)
 
 
 def _size_problem(path: Path, size: int) -> Problem:
