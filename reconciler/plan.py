@@ -322,6 +322,8 @@ def sample_request(desired: Config, live: LiveStream) -> SampleRequest | None:
     if live.state.messages == 0:
         return None
     old = canonical(live.config)
+    if desired == old:
+        return None
     per_subject = _tighter(desired["max_msgs_per_subject"], old["max_msgs_per_subject"])
     discards_old = desired["discard"] == "old"
     exceeds = discards_old and (

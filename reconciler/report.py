@@ -25,17 +25,16 @@ _COLOUR = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.BLOCKED: "red
 
 def show_value(path: str, value: Any) -> str:
     """A field's value in the units a manifest would use."""
-    leaf = path.split(".", 1)[0] if path.startswith(("metadata.",)) else path
     if value is None:
         return "(unset)"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        if leaf in DURATIONS:
+        if path in DURATIONS:
             return format_duration(value)
-        if leaf in SIZES:
+        if path in SIZES:
             return format_size(value)
-        if leaf in COUNTS and value == -1:
+        if path in COUNTS and value == -1:
             return "unlimited"
         return str(value)
     if isinstance(value, str):
