@@ -24,7 +24,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -230,6 +230,20 @@ def _load_file(path: Path) -> tuple[list[_Document], list[Problem]]:
         return [], [_file_problem(path, f"cannot read: {exc.strerror or exc}")]
     if len(data) > MAX_FILE_BYTES:  # grew since stat
         return [], [_size_problem(path, len(data))]
+    docs, problems = _parse(name, data)
+    # the cross-file checks add to each document's problems: give them lists of their own
+    return [replace(d, problems=list(d.problems)) for d in docs], list(problems)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(name: str, data: bytes) -> tuple[tuple[_Document, ...], tuple[Problem, ...]]:
+    """Parse and check one file's bytes. Cached: watch mode reloads every manifest on every
+    pass, and most files have not changed since the last one."""
+    docs, problems = _parse_text(name, data)
+    return tuple(docs), tuple(problems)
+
+
+def _parse_text(name: str, data: bytes) -> tuple[list[_Document], list[Problem]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
