@@ -39,7 +39,7 @@ log = structlog.get_logger("reconciler.daemon")
 
 #: how long after our own change a stream advisory for that stream is taken as its echo
 OWN_ECHO_S = 2.0
-STOP_GRACE_S = 4.0
+STOP_GRACE_S = 3.5
 #: how long a stream advisory waits for the API advisory that names who made the change
 ACTOR_GRACE_S = 0.02
 
@@ -136,13 +136,17 @@ class Daemon:
         s = self.settings
         log.info("watch_started", paths=list(s.paths), resync_s=s.resync_s,
                  http_port=s.http_port, servers=list(s.connect.servers), embedded=s.embedded)
-        if s.embedded:
-            self._embedded = EmbeddedServer(s.connect.servers[0], s.embedded_dir)
-            await self._embedded.start()
-        if s.http_port:
-            self._http = HttpServer(s.http_host, s.http_port, self.metrics, self.readiness)
-            port = await self._http.start()
-            log.info("http_listening", host=s.http_host, port=port)
+        try:
+            if s.embedded:
+                self._embedded = EmbeddedServer(s.connect.servers[0], s.embedded_dir)
+                await self._embedded.start()
+            if s.http_port:
+                self._http = HttpServer(s.http_host, s.http_port, self.metrics, self.readiness)
+                port = await self._http.start()
+                log.info("http_listening", host=s.http_host, port=port)
+        except BaseException:
+            await self._shutdown()
+            raise
         tasks = {
             asyncio.create_task(self._reconcile_loop(), name="reconcile"),
             asyncio.create_task(self._watch_files(), name="files"),
@@ -175,7 +179,7 @@ class Daemon:
     async def _shutdown(self) -> None:
         if self._js is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._js.close(), 2)
+                await asyncio.wait_for(self._js.close(), 1)
             self._js = None
         if self._http is not None:
             await self._http.stop()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from reconciler.errors import SettingsError
 from reconciler.metrics import Metrics
 
 #: returns (ready, reasons it is not)
@@ -30,7 +31,14 @@ class HttpServer:
                                      shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.stop()
+            raise SettingsError(
+                f"cannot serve HTTP on {self.host}:{self.port}: {exc.strerror or exc}; "
+                "choose another --http-port (0 turns the endpoints off)"
+            ) from exc
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         if sockets:

@@ -314,6 +314,23 @@ def _get(port: int, path: str) -> tuple[int, str]:
         return e.code, e.read().decode()
 
 
+async def test_http_port_in_use_is_a_clear_error(tmp_path: Path, nats_server: NatsServer) -> None:
+    import socket
+
+    from reconciler.errors import SettingsError
+
+    manifest = tmp_path / "events.yaml"
+    write(manifest, EVENTS.format(storage="file", max_msgs=10))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        daemon = Daemon(settings_for(nats_server, manifest, http_port=port,
+                                     http_host="127.0.0.1"))
+        with pytest.raises(SettingsError, match=f"cannot serve HTTP on 127.0.0.1:{port}: "):
+            await daemon._run()
+
+
 def test_sigterm_stops_quickly_and_cleanly(tmp_path: Path, nats_server: NatsServer) -> None:
     manifest = tmp_path / "events.yaml"
     write(manifest, EVENTS.format(storage="file", max_msgs=10))
