@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Mapping
@@ -352,12 +353,20 @@ class Daemon:
             m.last_success.set(time.time())
 
     async def _watch_files(self) -> None:
-        targets = sorted({str(_watch_target(Path(p))) for p in self.settings.paths})
+        targets = [_watch_target(Path(p)) for p in self.settings.paths]
+        directories = sorted({str(d) for d, _ in targets})
+        wanted_dirs = tuple(str(d) for d, f in targets if f is None)
+        wanted_files = frozenset(str(f) for _, f in targets if f is not None)
+
+        def relevant(_: Any, path: str) -> bool:
+            # No suffix filter: a ConfigMap update is a rename of the `..data` symlink.
+            return path in wanted_files or any(
+                path == d or path.startswith(d + os.sep) for d in wanted_dirs)
+
         stop = asyncio.Event()
         stopper = asyncio.create_task(self._relay_stop(stop))
         try:
-            # No suffix filter: a ConfigMap update is a rename of the `..data` symlink.
-            async for changes in awatch(*targets, stop_event=stop, watch_filter=None,
+            async for changes in awatch(*directories, stop_event=stop, watch_filter=relevant,
                                         debounce=250, step=50, rust_timeout=0,
                                         yield_on_timeout=False, recursive=True):
                 log.debug("files_changed", changes=sorted(str(p) for _, p in changes)[:20])
@@ -374,21 +383,23 @@ class Daemon:
             self.trigger("resync")
 
 
-def _watch_target(path: Path) -> Path:
-    """The directory to watch for `path`.
+def _watch_target(path: Path) -> tuple[Path, Path | None]:
+    """The directory to watch for `path`, and the one file in it that matters (None: all).
 
-    A directory is watched whole; a file through its directory (editors save by renaming a
-    new file over the old one). When the path runs through a symbolic link (git-sync
-    publishes each commit by swapping a `current` link), the directory holding the link is
-    watched, so that the swap itself is seen.
+    A directory is watched whole. A file is watched through its directory (editors save by
+    renaming a new file over the old one), and only its own events count. When the path
+    runs through a symbolic link (git-sync publishes each commit by swapping a `current`
+    link), the directory holding the link is watched whole, so that the swap is seen.
     """
     path = path.absolute()
     while not path.exists() and path != path.parent:
         path = path.parent
     for ancestor in [*reversed(path.parents), path]:
         if ancestor.is_symlink():
-            return ancestor.parent
-    return path if path.is_dir() else path.parent
+            return ancestor.parent, None
+    if path.is_dir():
+        return path, None
+    return path.parent, path
 
 
 async def run(settings: Settings) -> int:

@@ -129,6 +129,8 @@ async def reconcile(
                        actors.get(stream.name) if where == "server" else None)
     outcomes: tuple[Outcome, ...] = ()
     if apply:
+        if before_apply is not None:
+            before_apply(plan)
         policies = {s.name: s.policy for s in specs}
         outcomes = await apply_plan(js, plan, policies, concurrency=concurrency,
                                     logger=rlog)

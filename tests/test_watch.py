@@ -135,6 +135,19 @@ def configmap(root: Path, files: dict[str, str], generation: int) -> None:
             old.rmdir()
 
 
+async def test_own_changes_and_unrelated_files_start_no_pass(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    manifest = tmp_path / "events.yaml"
+    write(manifest, EVENTS.format(storage="file", max_msgs=10))
+    async with running(settings_for(nats_server, manifest)) as daemon:
+        write(tmp_path / "notes.txt", "beside the manifest, not a manifest")
+        # the server's advisory of our own create, and the unrelated file, would each have
+        # started a pass by now
+        await asyncio.sleep(0.5)
+        assert daemon.passes == 1
+
+
 async def test_configmap_symlink_swap_is_applied(
     tmp_path: Path, nats_server: NatsServer, js: Any
 ) -> None:
