@@ -81,11 +81,13 @@ WAIT_S = 10.0  # longest a single step may take before the bench gives up
 class DaemonProcess:
     """`python -m reconciler watch` with its JSON events read from stderr by a thread."""
 
-    def __init__(self, paths: list[Path], url: str, log_file: Path) -> None:
+    def __init__(self, paths: list[Path], url: str, log_file: Path,
+                 env: dict[str, str] | None = None) -> None:
         self.args = [sys.executable, "-m", "reconciler", "watch", *map(str, paths),
                      "--server", url, "--http-port", "0", "--log-format", "json",
                      "--resync", "60s"]
         self.log_file = log_file
+        self.env = env if env is not None else daemon_env(None)
         self.events: list[tuple[float, dict[str, Any]]] = []
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -101,11 +103,10 @@ class DaemonProcess:
     def start(self) -> DaemonProcess:
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.started_at = time.perf_counter()
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     cwd=str(ROOT), env=env)
+                                     cwd=str(ROOT), env=self.env)
         threading.Thread(target=self._read, name="daemon-stderr", daemon=True).start()
         return self
 
@@ -182,6 +183,24 @@ class DaemonProcess:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         return self.proc.returncode
+
+
+def daemon_env(pycache: Path | None) -> dict[str, str]:
+    """The daemon's environment. With `pycache`, bytecode is written to and read from there
+    (PYTHONDONTWRITEBYTECODE dropped): an installed package or the image has its .pyc files,
+    and compiling sources at start-up would add to the daemon's memory what production never
+    pays."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if pycache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
+def warm_bytecode(env: dict[str, str]) -> None:
+    """Compile what the daemon imports into the bytecode cache of `env`."""
+    subprocess.run([sys.executable, "-c", "import reconciler.cli, reconciler.daemon"],
+                   env=env, cwd=str(ROOT), check=True)
 
 
 def finished(event: dict[str, Any]) -> bool:
@@ -266,13 +285,14 @@ async def gap() -> None:
     await asyncio.sleep(random.uniform(0.020, 0.050))
 
 
-async def latency_phases(work: Path, server: NatsServer, trials: int) -> dict[str, Any]:
+async def latency_phases(work: Path, server: NatsServer, trials: int,
+                         env: dict[str, str]) -> dict[str, Any]:
     config = work / "latency"
     config.mkdir()
     manifest = config / "events.yaml"
     value = 1000
     manifest.write_text(EVENTS.format(max_msgs=value))
-    daemon = DaemonProcess([config], server.url, work / "daemon-latency.log").start()
+    daemon = DaemonProcess([config], server.url, work / "daemon-latency.log", env).start()
     observer = await nats.connect(server.url, name="bench-observer")
     intruder = await nats.connect(server.url, name="intruder")
     advisories = Advisories()
@@ -285,6 +305,8 @@ async def latency_phases(work: Path, server: NatsServer, trials: int) -> dict[st
 
         # 1. manifest save -> applied
         save: list[float] = []
+        plain: list[float] = []
+        renamed: list[float] = []
         errors = 0
         for trial in range(trials):
             await daemon.quiet()
@@ -305,6 +327,7 @@ async def latency_phases(work: Path, server: NatsServer, trials: int) -> dict[st
                 os.replace(tmp, manifest)
             t1 = await advisories.next()
             save.append(t1 - t0)
+            (plain if trial % 2 == 0 else renamed).append(t1 - t0)
             if int((await stream_config(observer, "events"))["max_msgs"]) != value:
                 errors += 1
             await daemon.wait_event(
@@ -340,7 +363,9 @@ async def latency_phases(work: Path, server: NatsServer, trials: int) -> dict[st
         await intruder.close()
         daemon.stop()
     return {
-        "save_to_applied_ms": {**summary_ms(save), "wrong_value_after": errors},
+        "save_to_applied_ms": {**summary_ms(save), "wrong_value_after": errors,
+                               "plain_write": summary_ms(plain),
+                               "write_and_rename": summary_ms(renamed) if renamed else None},
         "out_of_band_to_healed_ms": {**summary_ms(heal), "not_healed_after": heal_errors,
                                      "actors_logged": actors},
     }
@@ -361,11 +386,11 @@ def write_streams(directory: Path, count: int, files: int = 10) -> None:
 
 
 async def idle_phase(work: Path, server: NatsServer, streams: int,
-                     idle_seconds: float) -> dict[str, Any]:
+                     idle_seconds: float, env: dict[str, str]) -> dict[str, Any]:
     config = work / "many"
     config.mkdir()
     write_streams(config, streams)
-    daemon = DaemonProcess([config], server.url, work / "daemon-idle.log").start()
+    daemon = DaemonProcess([config], server.url, work / "daemon-idle.log", env).start()
     try:
         when, first = await daemon.wait_event(
             lambda e: finished(e) and e.get("counts", {}).get("created") == streams,
@@ -454,6 +479,12 @@ def machine() -> dict[str, Any]:
     }
 
 
+def git_commit() -> str:
+    done = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                          capture_output=True, text=True, check=False)
+    return done.stdout.strip() or "unknown"
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     lat = results["latency"]
     idle = results["idle"]["idle"]
@@ -475,7 +506,7 @@ def render(results: dict[str, Any]) -> str:
     out = [
         f"machine: {m['nproc']} CPUs ({m['cpu'] or 'unknown'}), Python {m['python']}, "
         f"nats-server {m['nats_server']}, {m['platform']}",
-        f"run: {m['date']}, {results['args']}",
+        f"run: {m['date']}, commit {results['commit']}, {results['args']}",
         "",
         f"{'latency (ms)':34} {'n':>5} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}",
     ]
@@ -484,6 +515,11 @@ def render(results: dict[str, Any]) -> str:
         s = lat[key]
         out.append(f"{label:34} {s['n']:>5} {s['p50']:>8.1f} {s['p90']:>8.1f} "
                    f"{s['p99']:>8.1f} {s['max']:>8.1f}")
+        for sub, name in (("plain_write", "plain write"), ("write_and_rename", "write + rename")):
+            if s.get(sub):
+                t = s[sub]
+                out.append(f"{'  ' + name:34} {t['n']:>5} {t['p50']:>8.1f} {t['p90']:>8.1f} "
+                           f"{t['p99']:>8.1f} {t['max']:>8.1f}")
     f, i, n = idle["first_reconcile"], idle["idle"], idle["noop_pass"]
     out += [
         "",
@@ -516,14 +552,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="jsr-bench-") as tmp:
         work = Path(tmp)
         keep = Path(args.keep_logs) if args.keep_logs else None
+        env = daemon_env(None if args.no_bytecode_cache else work / "pycache")
+        if not args.no_bytecode_cache:
+            warm_bytecode(env)
         server = NatsServer(work / "js-latency").start()
         try:
-            latency = await latency_phases(work, server, args.trials)
+            latency = await latency_phases(work, server, args.trials, env)
         finally:
             server.stop()
         server = NatsServer(work / "js-idle").start()
         try:
-            idle = await idle_phase(work, server, args.streams, args.idle_seconds)
+            idle = await idle_phase(work, server, args.streams, args.idle_seconds, env)
         finally:
             server.stop()
             if keep is not None:
@@ -533,7 +572,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": machine(),
         "args": f"--trials {args.trials} --streams {args.streams} "
-                f"--idle-seconds {args.idle_seconds:g}",
+                f"--idle-seconds {args.idle_seconds:g}"
+                + (" --no-bytecode-cache" if args.no_bytecode_cache else ""),
+        "commit": git_commit(),
         "latency": latency,
         "idle": idle,
     }
@@ -551,6 +592,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy the daemons' stderr here")
+    parser.add_argument("--no-bytecode-cache", action="store_true",
+                        help="run the daemon with the environment as it is (by default it "
+                        "gets a warmed bytecode cache in the temp dir, as an installed "
+                        "package has)")
     args = parser.parse_args(argv)
     if args.quick:
         args.trials, args.streams, args.idle_seconds = 10, 50, 3.0
