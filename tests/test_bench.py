@@ -31,12 +31,13 @@ def test_quick_benchmark_runs_and_reports(tmp_path: Path) -> None:
         "save -> applied p99",
         "out-of-band -> healed p99",
         "idle CPU, % of one core",
+        "idle CPU + resync every 60 s",
         "idle RSS (VmRSS)",
-        "peak RSS (VmHWM)",
+        "peak RSS (VmHWM, after a resync)",
     ):
         assert any(line.lstrip().startswith(label) for line in lines), (label, done.stdout)
     targets = [line for line in lines if line.rstrip().endswith(("PASS", "FAIL"))]
-    assert len(targets) == 5, done.stdout
+    assert len(targets) == 6, done.stdout
 
     results = json.loads(out_json.read_text())
     latency = results["latency"]
