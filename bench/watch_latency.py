@@ -15,10 +15,12 @@ JSON events on stderr are read by a thread. Three measurements:
 3. idle cost with N managed streams: N manifests (10 files), a fresh daemon; the first full
    reconcile (N creates), then, after 2 s to settle, CPU (utime+stime from /proc/PID/stat) and
    memory (VmRSS, VmHWM from /proc/PID/status) over --idle-seconds, then one no-op pass
-   (triggered by touching a non-YAML file in the watched directory).
+   (triggered by touching a non-YAML file in the watched directory), then --edits saves of
+   one manifest file (memory kept per edit).
 
     .venv/bin/python bench/watch_latency.py [--trials 200] [--streams 1000]
-                                            [--idle-seconds 30] [--quick] [--check]
+                                            [--idle-seconds 30] [--edits 50]
+                                            [--quick] [--check]
                                             [--json FILE]
 
 Exit code 0 whatever the figures; with --check, 1 when a target is missed.
@@ -386,7 +388,7 @@ def write_streams(directory: Path, count: int, files: int = 10) -> None:
 
 
 async def idle_phase(work: Path, server: NatsServer, streams: int,
-                     idle_seconds: float, env: dict[str, str]) -> dict[str, Any]:
+                     idle_seconds: float, env: dict[str, str], edits: int) -> dict[str, Any]:
     config = work / "many"
     config.mkdir()
     write_streams(config, streams)
@@ -423,6 +425,23 @@ async def idle_phase(work: Path, server: NatsServer, streams: int,
         await asyncio.sleep(0.2)
         noop_cpu_s = (cpu_ticks(daemon.pid) - ticks_c) / CLK_TCK
         mem_after_noop = memory_kib(daemon.pid)
+
+        # saves of one manifest file (its first stream's max_msgs changes each time): what
+        # a long-running daemon keeps per edit
+        edited = config / "streams-00.yaml"
+        original = edited.read_text()
+        edit_times: list[float] = []
+        for k in range(edits):
+            await daemon.quiet()
+            mark = daemon.mark()
+            t0 = time.perf_counter()
+            edited.write_text(original.replace("max_msgs: 1000", f"max_msgs: {1001 + k}", 1))
+            t1, _ = await daemon.wait_event(
+                lambda e: finished(e) and e.get("counts", {}).get("updated") == 1, mark,
+                timeout=60)
+            edit_times.append(t1 - t0)
+        await daemon.quiet()
+        mem_after_edits = memory_kib(daemon.pid)
     finally:
         code = daemon.stop()
     resync_cpu_pct = noop_cpu_s / 60.0 * 100  # one such pass per --resync 60s
@@ -452,6 +471,15 @@ async def idle_phase(work: Path, server: NatsServer, streams: int,
             "resync_amortized_cpu_pct_of_core": round(resync_cpu_pct, 3),
             "rss_after_mib": round(mem_after_noop["VmRSS"] / 1024, 1),
             "hwm_after_mib": round(mem_after_noop["VmHWM"] / 1024, 1),
+        },
+        "edits": {
+            "saves": edits,
+            "docs_in_file": original.count("name: s"),
+            "save_to_finished_ms": summary_ms(edit_times) if edit_times else None,
+            "rss_after_mib": round(mem_after_edits["VmRSS"] / 1024, 1),
+            "hwm_after_mib": round(mem_after_edits["VmHWM"] / 1024, 1),
+            "rss_growth_per_save_kib": round(
+                (mem_after_edits["VmRSS"] - mem_after_noop["VmRSS"]) / edits, 1) if edits else None,
         },
         "daemon_exit_code": code,
     }
@@ -498,6 +526,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ("idle RSS (VmRSS)", idle["rss_mib"], 60.0, "MiB"),
         ("peak RSS (VmHWM, after a resync)", noop["hwm_after_mib"], 60.0, "MiB"),
     ]
+    edits = results["idle"]["edits"]
+    if edits["saves"]:
+        rows.append((f"RSS after {edits['saves']} saves", edits["rss_after_mib"], 60.0, "MiB"))
     return [{"name": n, "value": v, "limit": lim, "unit": u, "pass": v < lim}
             for n, v, lim, u in rows]
 
@@ -540,6 +571,16 @@ def render(results: dict[str, Any]) -> str:
         f"  RSS idle / peak sampled / HWM    {i['rss_mib']} / {i['rss_peak_sampled_mib']} / "
         f"{i['hwm_mib']} MiB (after first reconcile {i['rss_after_first_reconcile_mib']}, "
         f"after no-op pass {n['rss_after_mib']} MiB)",
+    ]
+    e = idle["edits"]
+    if e["saves"]:
+        t = e["save_to_finished_ms"]
+        label = f"{e['saves']} saves of a {e['docs_in_file']}-stream file"
+        out.append(
+            f"  {label:32} "
+            f"save to finished p50 {t['p50']} / max {t['max']} ms; RSS {n['rss_after_mib']} -> "
+            f"{e['rss_after_mib']} MiB ({e['rss_growth_per_save_kib']} KiB per save)")
+    out += [
         "",
         f"{'target':34} {'measured':>12} {'limit':>12}  result",
     ]
@@ -565,7 +606,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             server.stop()
         server = NatsServer(work / "js-idle").start()
         try:
-            idle = await idle_phase(work, server, args.streams, args.idle_seconds, env)
+            idle = await idle_phase(work, server, args.streams, args.idle_seconds, env,
+                                   args.edits)
         finally:
             server.stop()
             if keep is not None:
@@ -575,7 +617,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": machine(),
         "args": f"--trials {args.trials} --streams {args.streams} "
-                f"--idle-seconds {args.idle_seconds:g}"
+                f"--idle-seconds {args.idle_seconds:g} --edits {args.edits}"
                 + (" --no-bytecode-cache" if args.no_bytecode_cache else ""),
         "commit": git_commit(),
         "latency": latency,
@@ -590,8 +632,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--idle-seconds", type=float, default=30.0)
+    parser.add_argument("--edits", type=int, default=50,
+                        help="saves of one manifest file after the idle phase (memory kept "
+                        "per edit)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 10 trials, 50 streams, 3 s idle")
+                        help="smoke run: 10 trials, 50 streams, 3 s idle, 5 saves")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy the daemons' stderr here")
@@ -601,9 +646,10 @@ def main(argv: list[str] | None = None) -> int:
                         "package has)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.trials, args.streams, args.idle_seconds = 10, 50, 3.0
-    if args.trials < 1 or args.streams < 1 or args.idle_seconds <= 0:
-        parser.error("--trials and --streams must be at least 1, --idle-seconds above 0")
+        args.trials, args.streams, args.idle_seconds, args.edits = 10, 50, 3.0, 5
+    if args.trials < 1 or args.streams < 1 or args.idle_seconds <= 0 or args.edits < 0:
+        parser.error("--trials and --streams must be at least 1, --idle-seconds above 0, "
+                     "--edits at least 0")
     results = asyncio.run(run(args))
     print(render(results), flush=True)
     if args.json:

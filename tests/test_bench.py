@@ -34,10 +34,11 @@ def test_quick_benchmark_runs_and_reports(tmp_path: Path) -> None:
         "idle CPU + resync every 60 s",
         "idle RSS (VmRSS)",
         "peak RSS (VmHWM, after a resync)",
+        "RSS after 5 saves",
     ):
         assert any(line.lstrip().startswith(label) for line in lines), (label, done.stdout)
     targets = [line for line in lines if line.rstrip().endswith(("PASS", "FAIL"))]
-    assert len(targets) == 6, done.stdout
+    assert len(targets) == 7, done.stdout
 
     results = json.loads(out_json.read_text())
     latency = results["latency"]
@@ -50,5 +51,7 @@ def test_quick_benchmark_runs_and_reports(tmp_path: Path) -> None:
     assert idle["streams"] == 50
     assert idle["first_reconcile"]["counts"] == {"created": 50}
     assert idle["noop_pass"]["counts"] == {"unchanged": 50}
+    assert idle["edits"]["saves"] == 5
+    assert idle["edits"]["save_to_finished_ms"]["n"] == 5
     assert idle["daemon_exit_code"] == 0
     assert {t["name"] for t in results["targets"]} >= {"save -> applied p99"}
