@@ -235,12 +235,24 @@ def _load_file(path: Path) -> tuple[list[_Document], list[Problem]]:
     return [replace(d, problems=list(d.problems)) for d in docs], list(problems)
 
 
-@functools.lru_cache(maxsize=1024)
-def _parse(name: str, data: bytes) -> tuple[tuple[_Document, ...], tuple[Problem, ...]]:
-    """Parse and check one file's bytes. Cached: watch mode reloads every manifest on every
-    pass, and most files have not changed since the last one."""
+_Parsed = tuple[tuple["_Document", ...], tuple[Problem, ...]]
+#: file name -> (its bytes, what they parse to): the last version of each file only
+_PARSED: dict[str, tuple[bytes, _Parsed]] = {}
+_PARSED_FILES = 4096
+
+
+def _parse(name: str, data: bytes) -> _Parsed:
+    """Parse and check one file's bytes. Watch mode reloads every manifest on every pass and
+    most files have not changed since the last one, so the last parse of each file is kept."""
+    cached = _PARSED.get(name)
+    if cached is not None and cached[0] == data:
+        return cached[1]
     docs, problems = _parse_text(name, data)
-    return tuple(docs), tuple(problems)
+    parsed = (tuple(docs), tuple(problems))
+    if len(_PARSED) >= _PARSED_FILES:
+        _PARSED.pop(next(iter(_PARSED)))
+    _PARSED[name] = (data, parsed)
+    return parsed
 
 
 def _parse_text(name: str, data: bytes) -> tuple[list[_Document], list[Problem]]:
