@@ -60,7 +60,7 @@ def setup(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) 
     root.handlers[:] = [handler]
     root.setLevel(_level(level))
     # Libraries speak at WARNING and above unless we debug.
-    for name in ("nats", "watchfiles", "aiohttp", "asyncio"):
+    for name in ("nats", "watchfiles", "asyncio"):
         logging.getLogger(name).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
 
 
