@@ -400,11 +400,6 @@ async def _open(
     except asyncio.CancelledError:
         await _discard(nc)
         raise
-    except ImportError as exc:
-        await _discard(nc)
-        raise ConnectFailed(
-            f"cannot connect: creds/nkey authentication needs the nkeys package ({exc})"
-        ) from None
     except Exception as exc:  # _GiveUp, or what nats-py raised itself
         await _discard(nc)
         if not isinstance(exc, _GiveUp) and len(failures) < len(servers):

@@ -520,21 +520,9 @@ async def test_a_server_without_jetstream(tmp_path: Path) -> None:
     )
 
 
-async def test_nkey_without_the_nkeys_package(nats_server: NatsServer, tmp_path: Path) -> None:
-    try:
-        import nkeys  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("nkeys is installed")
-    seed = tmp_path / "user.nk"
-    seed.write_text("SUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU\n")
-    with pytest.raises(ConnectFailed, match="needs the nkeys package"):
-        await connect(ConnectOptions(servers=(nats_server.url,), nkey=str(seed)))
-
-
 async def test_nkey_seed(tmp_path: Path) -> None:
-    nkeys = pytest.importorskip("nkeys")
+    import nkeys
+
     seed = nkeys.encode_seed(bytes(range(32)), nkeys.PREFIX_BYTE_USER)
     public = nkeys.from_seed(bytearray(seed)).public_key.decode()
     conf = tmp_path / "nkey.conf"
