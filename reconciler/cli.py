@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -12,11 +12,12 @@ import click
 from reconciler import __version__, logs
 from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.manifest import load_manifests
-from reconciler.model import Plan, Status, StreamSpec
+from reconciler.model import Status, StreamSpec
 from reconciler.report import render_json, render_markdown, render_text
 from reconciler.settings import Settings, connect_options
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_BLOCKED = 0, 1, 2, 3
 
@@ -156,7 +157,10 @@ def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, **kw: Any
     """
     settings = _settings(paths, kw)
     specs = _load(settings)
-    result = asyncio.run(_plan(settings, specs))
+    from reconciler.reconcile import compute_plan
+
+    result = asyncio.run(_with_server(settings, lambda js: compute_plan(
+        js, specs, allow_data_loss=settings.allow_data_loss, concurrency=settings.concurrency)))
     if output == "json":
         click.echo(render_json(result), nl=False)
     elif output == "markdown":
@@ -170,16 +174,12 @@ def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, **kw: Any
     return EXIT_PENDING if result.pending else EXIT_OK
 
 
-async def _plan(settings: Settings, specs: list[StreamSpec]) -> Plan:
+async def _with_server(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Connect, run `work(js)`, disconnect. (Imported here: `validate` needs no NATS.)"""
     from reconciler import jetstream
-    from reconciler.reconcile import compute_plan
 
-    js = await jetstream.connect(settings.connect)
-    try:
-        return await compute_plan(js, specs, allow_data_loss=settings.allow_data_loss,
-                                  concurrency=settings.concurrency)
-    finally:
-        await js.close()
+    async with await jetstream.connect(settings.connect) as js:
+        return await work(js)
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
@@ -197,9 +197,10 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
     """
     settings = _settings(paths, kw)
     specs = _load(settings)
-    from reconciler.reconcile import Result
+    from reconciler.reconcile import reconcile
 
-    result: Result = asyncio.run(_apply(settings, specs))
+    result = asyncio.run(_with_server(settings, lambda js: reconcile(
+        js, specs, allow_data_loss=settings.allow_data_loss, concurrency=settings.concurrency)))
     click.echo(render_text(result.plan, colour=sys.stdout.isatty()), nl=False)
     counts = result.counts()
     order = [Status.CREATED, Status.UPDATED, Status.UNCHANGED, Status.BLOCKED, Status.REPORTED,
@@ -211,18 +212,6 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
     if result.failed:
         return EXIT_ERROR
     return EXIT_BLOCKED if result.blocked else EXIT_OK
-
-
-async def _apply(settings: Settings, specs: list[StreamSpec]) -> Any:
-    from reconciler import jetstream
-    from reconciler.reconcile import reconcile
-
-    js = await jetstream.connect(settings.connect)
-    try:
-        return await reconcile(js, specs, allow_data_loss=settings.allow_data_loss,
-                               concurrency=settings.concurrency, source="manifest")
-    finally:
-        await js.close()
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from reconciler import jetstream
+from reconciler.model import ConnectOptions
 from tests.natsserver import NatsServer
 
 
@@ -16,3 +18,10 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def js(nats_server: NatsServer) -> AsyncIterator[jetstream.JetStream]:
+    """Our own JetStream client, connected to `nats_server`."""
+    async with await jetstream.connect(ConnectOptions(servers=(nats_server.url,))) as client:
+        yield client

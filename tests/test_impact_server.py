@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from reconciler import jetstream
 from reconciler.apply import apply_plan
-from reconciler.model import Action, ConnectOptions, Impact, Policy, StreamSpec
+from reconciler.model import Action, Impact, Policy, StreamSpec
 from reconciler.plan import canonical
 from reconciler.reconcile import compute_plan
 
@@ -18,14 +17,6 @@ SEED = ["events.page_loaded", "events.mouse_clicked", "events.mouse_clicked",
         "events.page_loaded", "events.mouse_clicked", "events.input_focused"]
 MS = 1_000_000
 
-
-@pytest.fixture
-async def js(nats_server: Any) -> AsyncIterator[jetstream.JetStream]:
-    client = await jetstream.connect(ConnectOptions(servers=(nats_server.url,)))
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def events(storage: str, **config: Any) -> StreamSpec:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
 from reconciler import jetstream
-from reconciler.model import Action, ConnectOptions, Policy, Status, StreamSpec
+from reconciler.model import Action, Policy, Status, StreamSpec
 from reconciler.reconcile import compute_plan, reconcile
 
 S = 1_000_000_000
@@ -78,14 +75,6 @@ STREAMS: list[dict[str, Any]] = [
     {"name": "placed", "subjects": ["placed"], "placement": {"tags": []}},
 ]
 
-
-@pytest.fixture
-async def js(nats_server: Any) -> AsyncIterator[jetstream.JetStream]:
-    client = await jetstream.connect(ConnectOptions(servers=(nats_server.url,)))
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def specs(configs: list[dict[str, Any]]) -> list[StreamSpec]:

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import pytest
 from structlog.testing import capture_logs
 
 from reconciler import jetstream
 from reconciler.manifest import load_or_raise
-from reconciler.model import Action, ConnectOptions, Status
+from reconciler.model import Action, Status
 from reconciler.reconcile import compute_plan, reconcile
 
 COUNT = 300  # more than one page of STREAM.LIST (256)
 
-
-@pytest.fixture
-async def js(nats_server: Any) -> AsyncIterator[jetstream.JetStream]:
-    client = await jetstream.connect(ConnectOptions(servers=(nats_server.url,)))
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def write_manifests(root: Path, count: int, max_msgs: int) -> None:

@@ -69,14 +69,6 @@ async def until(daemon: Daemon, check: Callable[[], Awaitable[bool]], timeout: f
             return
 
 
-@pytest.fixture
-async def js(nats_server: NatsServer) -> AsyncIterator[jetstream.JetStream]:
-    client = await jetstream.connect(ConnectOptions(servers=(nats_server.url,)))
-    try:
-        yield client
-    finally:
-        await client.close()
-
 
 def settings_for(server: NatsServer, path: Path, **kw: Any) -> Settings:
     return Settings(paths=(str(path),), connect=ConnectOptions(servers=(server.url,)),
