@@ -25,7 +25,6 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,6 +43,7 @@ from reconciler.model import (
     StoredMessage,
     StreamState,
 )
+from reconciler.units import parse_timestamp
 
 __all__ = [
     "ADVISORY_SUBJECTS",
@@ -86,25 +86,11 @@ Callback = Callable[[], Awaitable[None]]
 
 
 def parse_time_ns(text: str | None) -> int:
-    """RFC 3339 (as Go writes it, up to nanoseconds) to integer ns since the epoch, exactly.
-
-    Go's zero time (`0001-01-01T00:00:00Z`), an empty or missing value give 0.
-    """
+    """A time the server sent, as integer ns since the epoch; Go's zero time
+    (`0001-01-01T00:00:00Z`), an empty or missing value give 0."""
     if not text or text.startswith("0001-01-01T00:00:00"):
         return 0
-    main, offset = text, ""
-    if main.endswith(("Z", "z")):
-        main, offset = main[:-1], "+00:00"
-    else:
-        sign = max(main.rfind("+"), main.rfind("-"))
-        if sign > main.find("T") > 0:
-            main, offset = main[:sign], main[sign:]
-    main, _, frac = main.partition(".")
-    if not offset or len(frac) > 9 or (frac and not frac.isdigit()):
-        raise ValueError(f"not an RFC 3339 time: {text!r}")
-    whole = datetime.fromisoformat(main + offset)
-    # a whole-second timestamp() is an exact integer float (well within 2**53 s)
-    return int(whole.timestamp()) * 1_000_000_000 + int(frac.ljust(9, "0"))
+    return parse_timestamp(text)
 
 
 def stream_state(state: Mapping[str, Any] | None) -> StreamState:

@@ -25,7 +25,6 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
@@ -37,7 +36,14 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from reconciler import fields as kinds
 from reconciler.errors import ManifestError
 from reconciler.model import DriftMode, Location, Policy, Problem, StreamSpec
-from reconciler.units import UnitError, format_duration, parse_count, parse_duration, parse_size
+from reconciler.units import (
+    UnitError,
+    format_duration,
+    parse_count,
+    parse_duration,
+    parse_size,
+    parse_timestamp,
+)
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -983,22 +989,11 @@ def _construct_int(node: ScalarNode) -> int:
     return value
 
 
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-](\d{2}):(\d{2}))"
-)
-
-
 def _is_rfc3339(text: str) -> bool:
-    match = _RFC3339.fullmatch(text)
-    if match is None:
-        return False
-    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
     try:
-        datetime(year, month, day, hour, minute, second)
+        parse_timestamp(text)
     except ValueError:
         return False
-    if match.group(9) is not None:
-        return int(match.group(9)) < 24 and int(match.group(10)) < 60
     return True
 
 

@@ -9,11 +9,9 @@ stored messages (predicted exactly from the live stream's messages before applyi
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.model import (
@@ -28,6 +26,7 @@ from reconciler.model import (
     StreamPlan,
     StreamSpec,
 )
+from reconciler.units import format_timestamp, parse_timestamp
 
 # --- the server's defaults -------------------------------------------------------------------
 
@@ -162,31 +161,12 @@ def _prune(value: Any) -> Any:
     return value
 
 
-_RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$"
-)
-
-
-def timestamp_ns(text: str) -> int:
-    """Nanoseconds since the epoch of an RFC 3339 timestamp, exactly (no float on the way)."""
-    m = _RFC3339.match(text)
-    if not m:
-        raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
-    date, clock, frac, zone = m.groups()
-    zone = "+00:00" if zone in ("Z", "z") else zone
-    seconds = datetime.fromisoformat(f"{date}T{clock}{zone}")
-    return int(seconds.timestamp()) * 1_000_000_000 + int((frac or "").ljust(9, "0"))
-
-
 def normalise_timestamp(text: str) -> str:
-    """One spelling per instant: UTC, nanoseconds, as the server writes it."""
+    """One spelling per instant, so that two spellings of one time are no change."""
     try:
-        ns = timestamp_ns(text)
+        return format_timestamp(parse_timestamp(text))
     except ValueError:
         return text
-    seconds, frac = divmod(ns, 1_000_000_000)
-    base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{base}.{frac:09d}Z" if frac else f"{base}Z"
 
 
 # --- diff ------------------------------------------------------------------------------------

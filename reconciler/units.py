@@ -9,14 +9,17 @@ value that is not a whole number of nanoseconds or bytes is an error, not a roun
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 __all__ = [
     "UnitError",
     "format_duration",
     "format_size",
+    "format_timestamp",
     "parse_count",
     "parse_duration",
     "parse_size",
+    "parse_timestamp",
 ]
 
 INT64_MAX = 2**63 - 1
@@ -336,3 +339,33 @@ def parse_count(value: object) -> int:
             "write a smaller number, or 'unlimited'",
         )
     return value
+
+
+# --- timestamps (mirror/sources opt_start_time, and the server's own times) -----------------
+
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+def parse_timestamp(text: str) -> int:
+    """Nanoseconds since the epoch of an RFC 3339 time (up to nanoseconds, as Go writes it),
+    exactly: no float on the way. `ValueError` when it is not one."""
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not an RFC 3339 time: {text!r}")
+    date, clock, fraction, zone = match.groups()
+    zone = "+00:00" if zone in ("Z", "z") else zone
+    try:
+        whole = datetime.fromisoformat(f"{date}T{clock}{zone}")
+    except ValueError:
+        raise ValueError(f"not an RFC 3339 time: {text!r}") from None
+    # a whole-second timestamp() is an exact integer float (well within 2**53 s)
+    return int(whole.timestamp()) * 1_000_000_000 + int((fraction or "").ljust(9, "0"))
+
+
+def format_timestamp(ns: int) -> str:
+    """RFC 3339 in UTC with nanoseconds when there are any: one spelling per instant."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{fraction:09d}Z" if fraction else f"{base}Z"

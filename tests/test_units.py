@@ -10,9 +10,11 @@ from reconciler.units import (
     UnitError,
     format_duration,
     format_size,
+    format_timestamp,
     parse_count,
     parse_duration,
     parse_size,
+    parse_timestamp,
 )
 
 NS = 1
@@ -318,3 +320,25 @@ def test_parse_count_errors(value: object, message: str, hint: str) -> None:
     with pytest.raises(UnitError) as info:
         parse_count(value)
     assert (info.value.message, info.value.hint) == (message, hint)
+
+
+@pytest.mark.parametrize(
+    ("text", "ns"),
+    [
+        ("1970-01-01T00:00:01.000000007Z", 1_000_000_007),
+        ("1970-01-01T01:00:00+01:00", 0),
+        ("2026-11-27t12:59:23.7z", 1_795_784_363_700_000_000),
+    ],
+)
+def test_timestamps_are_exact_and_round_trip(text: str, ns: int) -> None:
+    assert parse_timestamp(text) == ns
+    assert parse_timestamp(format_timestamp(ns)) == ns
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-11-27T12:59:23", "2026-11-27T12:59:23.1234567890Z", "2026-02-30T00:00:00Z",
+             "2026-11-27T12:59:23+25:00", "2026-11-27 12:59:23Z"]
+)
+def test_what_is_not_a_timestamp(text: str) -> None:
+    with pytest.raises(ValueError, match="not an RFC 3339 time"):
+        parse_timestamp(text)
