@@ -217,7 +217,7 @@ def desired_config(spec: StreamSpec, live: LiveStream | None) -> dict[str, Any]:
     `max_age`, so lowering max_age under 2m lowers the window with it (the server refuses a
     max_age below the window)."""
     raw: dict[str, Any] = {**spec.config, "name": spec.name}
-    if live is not None:
+    if live is not None and spec.policy.ignore_fields:
         live_config = canonical(live.config)
         for path in spec.policy.ignore_fields:
             _copy_path(path.split("."), live_config, raw)
@@ -336,10 +336,10 @@ def predict_impact(
     `max_bytes` hold. Switching retention from limits to interest on a stream without
     consumers removes everything. Returns None when nothing can be lost.
     """
-    old = canonical(live.config)
     state = live.state
     if state.messages == 0:
         return None
+    old = canonical(live.config)
     if old["retention"] == "limits" and desired["retention"] == "interest":
         if state.consumer_count == 0:
             return Impact(state.messages, state.bytes, True, ("retention",))
@@ -450,7 +450,8 @@ def plan_stream(
         return StreamPlan(spec.name, Action.CREATE, changes, config, location=spec.location)
 
     live_canonical = canonical(live.config)
-    changes = diff(config, live_canonical, spec.policy.ignore_fields)
+    changes = () if config == live_canonical else diff(
+        config, live_canonical, spec.policy.ignore_fields)
     if not changes:
         return StreamPlan(spec.name, Action.NOOP, location=spec.location)
 

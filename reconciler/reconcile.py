@@ -81,10 +81,7 @@ async def compute_plan(
     by_name = {s.name: s for s in live}
     gate = asyncio.Semaphore(max(1, concurrency))
 
-    async def sample(spec: StreamSpec) -> tuple[str, MessageSample] | None:
-        current = by_name.get(spec.name)
-        if current is None:
-            return None
+    async def sample(spec: StreamSpec, current: LiveStream) -> tuple[str, MessageSample] | None:
         request = sample_request(desired_config(spec, current), current)
         if request is None:
             return None
@@ -92,7 +89,10 @@ async def compute_plan(
             got = await js.sample_messages(current, subject_counts=request.subject_counts)
         return spec.name, got
 
-    found = await asyncio.gather(*(sample(s) for s in specs))
+    # only a stream that holds messages can lose any
+    holding = [(s, by_name[s.name]) for s in specs
+               if s.name in by_name and by_name[s.name].state.messages > 0]
+    found = await asyncio.gather(*(sample(s, live) for s, live in holding))
     samples = dict(f for f in found if f is not None)
     return build_plan(specs, live, samples, allow_data_loss=allow_data_loss)
 
