@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -54,7 +53,7 @@ if str(ROOT) not in sys.path:
 
 import nats  # noqa: E402
 
-from tests.natsserver import NatsServer, server_binary  # noqa: E402
+from tests.natsserver import NatsServer, server_binary, stop_process  # noqa: E402
 
 UPDATED = "$JS.EVENT.ADVISORY.STREAM.UPDATED.events"
 EVENTS = """\
@@ -175,16 +174,7 @@ class DaemonProcess:
         raise TimeoutError(f"the daemon never went quiet; see {self.log_file}")
 
     def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        return self.proc.returncode
+        return None if self.proc is None else stop_process(self.proc)
 
 
 def daemon_env(pycache: Path | None) -> dict[str, str]:
