@@ -32,7 +32,16 @@ from reconciler.errors import ConnectFailed, JetStreamError
 from reconciler.http import HttpServer
 from reconciler.manifest import load_manifests
 from reconciler.metrics import Metrics
-from reconciler.model import Action, Advisory, Plan, Policy, Problem, Status, StreamSpec
+from reconciler.model import (
+    Action,
+    Advisory,
+    DriftMode,
+    Plan,
+    Policy,
+    Problem,
+    Status,
+    StreamSpec,
+)
 from reconciler.reconcile import Result, new_reconcile_id, reconcile
 from reconciler.settings import Settings
 
@@ -318,7 +327,10 @@ class Daemon:
         no news. (Another client's change is still seen through its API advisory.)"""
         until = time.monotonic() + OWN_ECHO_S
         for stream in plan.streams:
-            if stream.action in (Action.CREATE, Action.UPDATE):
+            policy = self._last_loaded.get(stream.name, (None, Policy()))[1]
+            if stream.action in (Action.CREATE, Action.UPDATE) and (
+                policy.drift is not DriftMode.REPORT
+            ):
                 self._own_echo[stream.name] = until
 
     def _record(self, result: Result | None, sources: Mapping[str, str]) -> None:
