@@ -13,6 +13,7 @@ from reconciler import __version__, logs
 from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.manifest import load_manifests
 from reconciler.model import Status, StreamSpec
+from reconciler.redact import redact_text
 from reconciler.report import render_json, render_markdown, render_text
 from reconciler.settings import Settings, connect_options
 
@@ -271,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "nothing was changed.", err=True)
         return EXIT_ERROR
     except ReconcilerError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {redact_text(str(exc))}", err=True)
         return EXIT_ERROR
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)

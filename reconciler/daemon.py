@@ -43,6 +43,7 @@ from reconciler.model import (
     StreamSpec,
 )
 from reconciler.reconcile import Result, new_reconcile_id, reconcile
+from reconciler.redact import redact_servers
 from reconciler.settings import Settings
 
 log = structlog.get_logger("reconciler.daemon")
@@ -145,7 +146,8 @@ class Daemon:
     async def _run(self) -> int:
         s = self.settings
         log.info("watch_started", paths=list(s.paths), resync_s=s.resync_s,
-                 http_port=s.http_port, servers=list(s.connect.servers), embedded=s.embedded)
+                 http_port=s.http_port, servers=redact_servers(s.connect.servers),
+                 embedded=s.embedded)
         try:
             if s.embedded:
                 self._embedded = EmbeddedServer(s.connect.servers[0], s.embedded_dir)
@@ -217,7 +219,7 @@ class Daemon:
                 delay = min(delay * 2, 30.0)
                 continue
             self._set_connected(True)
-            log.info("nats_connected", servers=list(self.settings.connect.servers))
+            log.info("nats_connected", servers=redact_servers(self.settings.connect.servers))
             await js.watch_advisories(self._on_advisory)
             return js
         return None

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from reconciler.errors import SettingsError
+from reconciler.redact import redact_url
 
 log = structlog.get_logger("reconciler.embedded")
 
@@ -39,7 +40,7 @@ def listen_address(server_url: str) -> tuple[str, int]:
     host = parts.hostname or "127.0.0.1"
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise SettingsError(
-            f"--embedded listens on loopback only; {server_url} is not local: "
+            f"--embedded listens on loopback only; {redact_url(server_url)} is not local: "
             "set NATS_URL to nats://127.0.0.1:PORT or drop --embedded"
         )
     return "127.0.0.1", parts.port or 4222

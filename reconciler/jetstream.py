@@ -43,6 +43,7 @@ from reconciler.model import (
     StoredMessage,
     StreamState,
 )
+from reconciler.redact import redact_text, redact_url
 from reconciler.units import parse_timestamp
 
 __all__ = [
@@ -206,17 +207,19 @@ def split_servers(servers: Iterable[str]) -> list[str]:
 
 
 def display_url(url: str) -> str:
-    """A server URL for messages: credentials removed, scheme and port filled in."""
+    """A server URL for messages: password or token masked (the user name kept), scheme and
+    port filled in."""
     raw = url if "://" in url else f"nats://{url}"
     try:
         parts = urlsplit(raw)
         host = parts.hostname or ""
         port = parts.port or 4222
     except ValueError:
-        return raw.rpartition("@")[2]
+        return redact_url(raw)
     if ":" in host:
         host = f"[{host}]"
-    return f"{parts.scheme}://{host}:{port}"
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    return redact_url(f"{parts.scheme}://{userinfo}{at}{host}:{port}")
 
 
 def connect_reason(exc: BaseException, timeout: float) -> str:
@@ -252,8 +255,10 @@ def connect_failure(attempts: Sequence[tuple[str, str]]) -> str:
         return "cannot connect: no server given"
     reasons = {r for _, r in attempts}
     if len(reasons) == 1:
-        return f"cannot connect to {', '.join(u for u, _ in attempts)}: {attempts[0][1]}"
-    return "cannot connect to " + "; ".join(f"{u}: {r}" for u, r in attempts)
+        text = f"cannot connect to {', '.join(u for u, _ in attempts)}: {attempts[0][1]}"
+    else:
+        text = "cannot connect to " + "; ".join(f"{u}: {r}" for u, r in attempts)
+    return redact_text(text)  # a library's own words may quote a URL
 
 
 def tls_context(opts: ConnectOptions, servers: Sequence[str]) -> ssl.SSLContext | None:

@@ -2,7 +2,9 @@
 
 JSON lines when stderr is not a terminal (or `--log-format json`), readable console output
 when it is. nats-py and watchfiles log through `logging`; their records go through the same
-renderer. Values under keys that name a secret are masked, whatever logged them.
+renderer. Values under keys that name a secret are masked, whatever logged them, and the
+password or token of any URL in a rendered line (a library's message, a traceback) is masked
+as the line's last step: modules still redact where they log a URL, this is the backstop.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
+
+from reconciler.redact import redact_text
 
 SECRET_KEYS = frozenset({"password", "token", "nkey_seed", "seed", "creds_content", "jwt"})
 
@@ -32,7 +36,9 @@ def setup(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) 
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        # plain tracebacks: rich's show local variables, and a local may hold a password
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty(),
+                                           exception_formatter=structlog.dev.plain_traceback)
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -50,7 +56,7 @@ def setup(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) 
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info if fmt == "json" else _identity,
-            renderer,
+            _redacted(renderer),
         ],
         foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
     )
@@ -62,6 +68,13 @@ def setup(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) 
     # Libraries speak at WARNING and above unless we debug.
     for name in ("nats", "watchfiles", "asyncio"):
         logging.getLogger(name).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+
+
+def _redacted(renderer: Any) -> Any:
+    def render(logger: Any, name: str, event: MutableMapping[str, Any]) -> str:
+        return redact_text(str(renderer(logger, name, event)))
+
+    return render
 
 
 def _identity(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

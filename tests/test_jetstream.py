@@ -197,12 +197,14 @@ def test_connect_failure_names_the_servers_in_one_line() -> None:
     ("url", "shown"),
     [
         ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
-        ("nats://alice:s3cret@nats.example:4333", "nats://nats.example:4333"),
+        ("nats://alice:s3cret@nats.example:4333", "nats://alice:***@nats.example:4333"),
         ("localhost", "nats://localhost:4222"),
-        ("tls://tok@host", "tls://host:4222"),
+        ("tls://tok@host", "tls://***@host:4222"),
+        ("nats://alice:p@ss@[::1]", "nats://alice:***@[::1]:4222"),
+        ("nats://u:pw@host:99999", "nats://u:***@host:99999"),
     ],
 )
-def test_display_url_hides_credentials(url: str, shown: str) -> None:
+def test_display_url_masks_passwords_and_tokens(url: str, shown: str) -> None:
     assert display_url(url) == shown
 
 
@@ -497,12 +499,13 @@ async def test_token(tmp_path: Path) -> None:
             await connect(ConnectOptions(servers=(server.url,), token="nope"))
 
 
-async def test_credentials_in_the_url_stay_out_of_messages(tmp_path: Path) -> None:
+async def test_a_password_in_the_url_is_masked_in_messages(tmp_path: Path) -> None:
     with running(tmp_path / "js", "--user", "alice", "--pass", "s3cret") as server:
         url = f"nats://alice:wrong@127.0.0.1:{server.port}"
         with pytest.raises(ConnectFailed) as caught:
             await connect(ConnectOptions(servers=(url,)))
-        assert str(caught.value) == f"cannot connect to {server.url}: authorization violation"
+        assert str(caught.value) == (
+            f"cannot connect to nats://alice:***@127.0.0.1:{server.port}: authorization violation")
 
 
 async def test_a_server_without_jetstream(tmp_path: Path) -> None:
