@@ -43,7 +43,8 @@ LABEL org.opencontainers.image.title="jetstream-reconciler" \
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    JETSTREAM_RECONCILER_LOG_FORMAT=json
+    JETSTREAM_RECONCILER_LOG_FORMAT=json \
+    JETSTREAM_RECONCILER_HTTP_HOST=0.0.0.0
 
 COPY --from=builder /opt/venv /opt/venv
 # An empty /config, so that the default command names a directory that exists;
@@ -56,6 +57,9 @@ WORKDIR /config
 
 EXPOSE 8080
 
+# The CLI serves /healthz, /readyz and /metrics on loopback by default; in the
+# container they listen on every interface of its own network namespace (above),
+# so that `docker run -p 8080:8080` and a Prometheus container reach them.
 # Kubernetes ignores HEALTHCHECK (the chart declares probes); this serves
 # `docker run` and Compose. It follows --http-port through the environment.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \

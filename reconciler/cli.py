@@ -224,8 +224,10 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
               type=click.IntRange(0, 65535), metavar="PORT",
               help="Port of /healthz, /readyz and /metrics; 0 turns them off. "
                    f"[env: {ENV}HTTP_PORT]")
-@click.option("--http-host", envvar=ENV + "HTTP_HOST", default="0.0.0.0", show_default=True,
-              metavar="HOST", help=f"Address the HTTP endpoints listen on. [env: {ENV}HTTP_HOST]")
+@click.option("--http-host", envvar=ENV + "HTTP_HOST", default="127.0.0.1", show_default=True,
+              metavar="HOST", help="Address the HTTP endpoints listen on: this machine only by "
+                                   "default; 0.0.0.0 for every interface (a container or pod "
+                                   f"that is scraped and probed). [env: {ENV}HTTP_HOST]")
 @click.option("--embedded", is_flag=True,
               help="Start a local nats-server with JetStream (needs the `server` extra; data in "
                    "./.jetstream-reconciler, port from NATS_URL or 4222) and stop it on exit.")

@@ -29,7 +29,9 @@ class Settings:
     """API requests in flight at once (the server drops requests past 10,000 pending)."""
     resync_s: float = 60.0
     """Seconds between full resyncs in watch mode (advisories are at-most-once)."""
-    http_host: str = "0.0.0.0"
+    http_host: str = "127.0.0.1"
+    """Address of the HTTP endpoints: loopback, as they have no authentication; the image and
+    the Helm chart set 0.0.0.0 so that probes and Prometheus reach them."""
     http_port: int = 8080
     """Port of /healthz, /readyz and /metrics in watch mode; 0 turns the endpoint off."""
     embedded: bool = False

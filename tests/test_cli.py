@@ -218,6 +218,15 @@ def test_help_matches_the_committed_copy(command: str) -> None:
     assert result.output == copy.read_text()
 
 
+def test_http_endpoints_listen_on_loopback_by_default() -> None:
+    """/metrics and /readyz have no authentication: a laptop does not serve them to its
+    network unless asked (the image and the Helm chart ask for 0.0.0.0)."""
+    with cli.commands["watch"].make_context("watch", []) as context:
+        assert context.params["http_host"] == "127.0.0.1"
+    with cli.commands["watch"].make_context("watch", ["--http-host", "0.0.0.0"]) as context:
+        assert context.params["http_host"] == "0.0.0.0"
+
+
 def test_python_dash_m(tmp_path: Path) -> None:
     run_ = subprocess.run([sys.executable, "-m", "reconciler", "validate",
                            str(manifest(tmp_path))], capture_output=True, text=True)

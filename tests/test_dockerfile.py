@@ -187,6 +187,8 @@ def test_runtime_is_non_root_read_only_friendly_and_runs_watch() -> None:
     env = " ".join(value for keyword, value in final if keyword == "ENV")
     assert "PYTHONDONTWRITEBYTECODE=1" in env, "no .pyc writes on a read-only root filesystem"
     assert "JETSTREAM_RECONCILER_LOG_FORMAT=json" in env
+    # the CLI listens on loopback; the container's port must be reachable from outside it
+    assert "JETSTREAM_RECONCILER_HTTP_HOST=0.0.0.0" in env
     assert ("EXPOSE", "8080") in final
     labels = " ".join(value for keyword, value in final if keyword == "LABEL")
     for key in ("title", "description", "version", "licenses"):

@@ -231,6 +231,8 @@ def test_defaults(chart: helm.Chart) -> None:
     assert flag(reconciler, "--resync") == "60s"
     assert flag(reconciler, "--concurrency") == "32"
     assert flag(reconciler, "--http-port") == "8080"
+    # the CLI defaults to loopback: the probes and Prometheus need the pod's address
+    assert flag(reconciler, "--http-host") == "0.0.0.0"
     assert "--allow-data-loss" not in reconciler["args"]
     assert watched_paths(reconciler) == ["/config"]
 
@@ -514,6 +516,7 @@ def test_sidecar_templates_in_another_charts_pod(host_chart: helm.Chart) -> None
     assert flag(reconciler, "--server") == "nats://127.0.0.1:4222"
     assert flag(reconciler, "--creds") == "/etc/jetstream-reconciler/auth/nats.creds"
     assert reconciler["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "reconciler"}
+    assert flag(reconciler, "--http-host") == "0.0.0.0", "the kubelet probes the pod's address"
     assert "readinessProbe" not in reconciler, "a failing reconcile must not unready NATS"
     assert_hardened(reconciler)
     assert [v["name"] for v in spec["volumes"]] == [

@@ -399,6 +399,8 @@ def test_no_secret_in_any_output(name: str, tmp_path: Path, clean_env: None,
 
     logs = "".join(text for where, text in outputs.seen if "stderr" in where)
     assert '"event": "watch_started"' in logs and '"event": "nats_connected"' in logs
+    # no --http-host given: the unauthenticated endpoints are on loopback only
+    assert '"host": "127.0.0.1", "port": ' in logs and '"0.0.0.0"' not in logs
     assert not outputs.leaks(channel.secrets), "\n".join(outputs.leaks(channel.secrets))
     for shown in channel.shown:
         assert shown in logs, f"the redacted URL {shown!r} is not in the logs"
