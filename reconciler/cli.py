@@ -12,7 +12,7 @@ import click
 from reconciler import __version__, logs
 from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.manifest import load_manifests
-from reconciler.model import Status, StreamSpec
+from reconciler.model import Degraded, Status, StreamSpec
 from reconciler.redact import redact_text
 from reconciler.report import render_json, render_markdown, render_text
 from reconciler.settings import Settings, connect_options
@@ -168,6 +168,8 @@ def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, **kw: Any
         click.echo(render_markdown(result), nl=False)
     else:
         click.echo(render_text(result, colour=sys.stdout.isatty()), nl=False)
+    if _report_degraded(result.degraded):
+        return EXIT_ERROR
     if not detailed_exitcode:
         return EXIT_OK
     if result.blocked:
@@ -181,6 +183,14 @@ async def _with_server(settings: Settings, work: Callable[[Any], Awaitable[T]]) 
 
     async with await jetstream.connect(settings.connect) as js:
         return await work(js)
+
+
+def _report_degraded(degraded: Sequence[Degraded]) -> bool:
+    """Say on stderr which declared streams could not be read; whether there were any."""
+    managed = [d for d in degraded if d.managed]
+    for d in managed:
+        click.echo(f"error: {d}; it was left as it is", err=True)
+    return bool(managed)
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
@@ -210,7 +220,7 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
     for outcome in result.outcomes:
         if outcome.status is Status.FAILED:
             click.echo(f"error: {outcome.error}", err=True)
-    if result.failed:
+    if _report_degraded(result.plan.degraded) or result.failed:
         return EXIT_ERROR
     return EXIT_BLOCKED if result.blocked else EXIT_OK
 

@@ -35,6 +35,7 @@ from reconciler.metrics import Metrics
 from reconciler.model import (
     Action,
     Advisory,
+    Degraded,
     DriftMode,
     Plan,
     Policy,
@@ -71,6 +72,7 @@ class Daemon:
         self._problems: tuple[Problem, ...] = ()
         self._last_loaded: dict[str, tuple[Any, Policy]] = {}
         self._last_result_ok: bool | None = None
+        self._degraded: tuple[Degraded, ...] = ()
         self._http: HttpServer | None = None
         self._embedded: EmbeddedServer | None = None
         self.passes = 0
@@ -129,6 +131,8 @@ class Daemon:
             reasons.append("no reconcile has finished yet")
         elif not self._last_result_ok:
             reasons.append("the last reconcile failed")
+        if self._degraded:
+            reasons.append("degraded: " + "; ".join(str(d) for d in self._degraded))
         return not reasons, reasons
 
     # --- running -----------------------------------------------------------------------------
@@ -339,9 +343,11 @@ class Daemon:
         m = self.metrics
         if result is None:
             self._last_result_ok = False
+            self._degraded = ()
             m.reconciles.labels(result="failed").inc()
             return
-        states = {"in_sync": 0, "drifted": 0, "blocked": 0}
+        self._degraded = result.degraded
+        states = {"in_sync": 0, "drifted": 0, "blocked": 0, "degraded": len(result.degraded)}
         for stream in result.plan.streams:
             if stream.action is not Action.NOOP:
                 m.drift_events.labels(stream=stream.name,
@@ -357,13 +363,13 @@ class Daemon:
         for state, count in states.items():
             m.streams.labels(state=state).set(count)
         self._last_result_ok = not result.failed
-        if result.failed:
+        if result.failed or result.degraded:
             m.reconciles.labels(result="failed").inc()
         elif result.blocked:
             m.reconciles.labels(result="blocked").inc()
         else:
             m.reconciles.labels(result="success").inc()
-        if not result.failed:
+        if not result.failed and not result.degraded:
             m.last_success.set(time.time())
 
     async def _watch_files(self) -> None:

@@ -6,6 +6,7 @@
      └── JetStreamError         anything that went wrong talking to the server
           ├── ConnectFailed     the server could not be reached (or refused our credentials)
           ├── RequestTimeout    no answer to an API request in time
+          ├── PermissionDenied  the server refused to let this user publish or subscribe
           └── ApiError          the server answered with an error (status, err_code, words)
 """
 
@@ -44,6 +45,10 @@ class ConnectFailed(JetStreamError):
 
 class RequestTimeout(JetStreamError):
     """The server did not answer an API request in time."""
+
+
+class PermissionDenied(JetStreamError):
+    """The server reported a permissions violation for a subject this request needed."""
 
 
 # What a person can do about the server's error codes (JSErrCode values of nats-server).

@@ -6,9 +6,11 @@ durations and cannot send `pedantic`. Everything returned is our own type (`reco
 and every nats-py or asyncio error is translated here into our tree (`reconciler.errors`):
 
     ConnectFailed    the server could not be reached, or refused our credentials
-    RequestTimeout   no answer in time (permissions, or a stream name containing '.')
+    PermissionDenied the server reported a permissions violation for the request's subject
+                     (an async `-ERR`, which fails the request at once instead of a timeout)
+    RequestTimeout   no answer in time (a stream name containing '.', an overloaded server)
     ApiError         the API answered `{"error": {"code", "err_code", "description"}}`
-    JetStreamError   no responders on $JS.API (JetStream not enabled), connection closed, ...
+    JetStreamError   no responders on $JS.API (JetStream not enabled), connection lost, ...
 
 `asyncio.CancelledError` always propagates.
 """
@@ -19,25 +21,36 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import itertools
 import json
 import logging
+import re
 import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import ParseResult, urlsplit
 
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
+from nats.aio.transport import TcpTransport
 
-from reconciler.errors import ApiError, ConnectFailed, JetStreamError, RequestTimeout
+from reconciler.errors import (
+    ApiError,
+    ConnectFailed,
+    JetStreamError,
+    PermissionDenied,
+    RequestTimeout,
+    SettingsError,
+)
 from reconciler.model import (
     Advisory,
     Config,
     ConnectOptions,
+    Listing,
     LiveStream,
     MessageSample,
     StoredMessage,
@@ -79,6 +92,16 @@ _READ_WINDOW = 32
 _DISCARD_WAIT = 0.25
 #: reconnect_time_wait in watch mode, seconds
 _RECONNECT_WAIT = 0.5
+#: why STREAM.LIST names a stream as `missing` (the server waits 4 s for each stream leader)
+_NO_LEADER = (
+    "its leader did not answer within the server's 4 s (the node holding it may be down, "
+    "or a leader election is under way)"
+)
+_ALL_OFFLINE = "all of its replicas are offline"
+#: seconds a clustered server waits for stream leaders before answering STREAM.LIST
+_LIST_GATHER = 4.0
+#: the async error nats-py passes on for a publish or subscribe the server refused
+_VIOLATION = re.compile(r'permissions violation for (publish|subscription) to "([^"]*)"', re.I)
 
 Callback = Callable[[], Awaitable[None]]
 
@@ -277,6 +300,98 @@ def tls_context(opts: ConnectOptions, servers: Sequence[str]) -> ssl.SSLContext 
     return context
 
 
+_JWT_MARK = "-----BEGIN NATS USER JWT-----"
+_SEED_MARK = "-----BEGIN USER NKEY SEED-----"
+_CREDS_SHAPE = (
+    "a creds file (as `nsc generate creds` writes it) holds the user JWT on the line after "
+    f"'{_JWT_MARK}' (eyJ...) and the user seed on the line after '{_SEED_MARK}' (SU...)"
+)
+
+
+def creds_problem(text: str) -> str | None:
+    """What keeps `text` from being a NATS credentials file nats-py can use; None if nothing."""
+    lines = [line.strip() for line in text.splitlines()]
+
+    def after(mark: str) -> str | None:
+        for i, line in enumerate(lines):
+            if mark.strip("-") in line:
+                return lines[i + 1] if i + 1 < len(lines) else ""
+        return None
+
+    jwt = after(_JWT_MARK)
+    if jwt is None:
+        return f"it has no '{_JWT_MARK}' line"
+    if not jwt.startswith("eyJ") or jwt.count(".") != 2:
+        return f"the line after '{_JWT_MARK}' is not a JWT"
+    seed = after(_SEED_MARK)
+    if seed is None:
+        return f"it has no '{_SEED_MARK}' line"
+    if not seed.startswith("SU"):
+        return f"the line after '{_SEED_MARK}' is not a user seed"
+    return None
+
+
+def check_creds(path: str) -> None:
+    """Refuse a file that is not a credentials file before nats-py trips over it (it would
+    fail with a TypeError, or read past the end of the file forever)."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read(1 << 16).decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise SettingsError(
+            f"cannot read the creds file {path}: {(exc.strerror or str(exc)).lower()}"
+        ) from None
+    problem = creds_problem(text)
+    if problem is not None:
+        raise SettingsError(
+            f"the creds file {path} is not a NATS credentials file: {problem}; {_CREDS_SHAPE}"
+        )
+
+
+class _TcpTransport(TcpTransport):
+    """nats-py's TCP transport, with its TLS upgrade made through `StreamWriter.start_tls`.
+
+    nats-py upgrades by handing `loop.start_tls` a new `StreamReaderProtocol` whose
+    `connection_made` is never called, so that protocol does not know it runs over TLS and
+    answers the server's end of stream with "keep the connection open", which asyncio's SSL
+    layer cannot do: it logs "returning true from eof_received() has no effect when using ssl"
+    for every TLS connection that ends. `StreamWriter.start_tls` upgrades the same reader and
+    writer and tells the protocol.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+
+    def __bool__(self) -> bool:
+        """True from the start: nats-py replaces a transport that is false before connecting
+        (its own is false until connected); this one is there to be kept."""
+        return True
+
+    # before the first connection there is nothing to write to (nats-py may flush on close)
+
+    def writelines(self, payload: list[bytes]) -> None:
+        if self._io_writer is not None:
+            self._io_writer.writelines(payload)
+
+    async def drain(self) -> None:
+        if self._io_writer is not None:
+            await self._io_writer.drain()
+
+    async def connect_tls(
+        self,
+        uri: str | ParseResult,
+        ssl_context: ssl.SSLContext,
+        buffer_size: int,
+        connect_timeout: int,
+    ) -> None:
+        writer = self._io_writer
+        assert writer is not None, "connect() comes first"
+        hostname = uri if isinstance(uri, str) else uri.hostname
+        await asyncio.wait_for(
+            writer.start_tls(ssl_context, server_hostname=hostname), connect_timeout
+        )
+
+
 # --- connecting ----------------------------------------------------------------------------
 
 
@@ -299,10 +414,18 @@ async def connect(
     servers = split_servers(opts.servers)
     if not servers:
         raise ConnectFailed("cannot connect: no server given")
+    if opts.creds:
+        check_creds(opts.creds)
     tls = tls_context(opts, servers)
     holder: list[JetStream] = []
 
+    def async_error(exc: Exception) -> None:
+        if holder:
+            holder[0]._async_error(exc)
+
     async def disconnected() -> None:
+        if holder:
+            holder[0]._interrupt_all()
         if on_disconnected is not None and holder and not holder[0].closing:
             await _run_callback("disconnected", on_disconnected)
 
@@ -312,11 +435,13 @@ async def connect(
 
     attempts: list[tuple[str, str]] = []
     if reconnect:
-        nc = await _open(opts, servers, tls, True, disconnected, reconnected, attempts)
+        nc = await _open(opts, servers, tls, True, disconnected, reconnected, async_error,
+                         attempts)
     else:
         nc = None
         for server in servers:
-            nc = await _open(opts, [server], tls, False, disconnected, reconnected, attempts)
+            nc = await _open(opts, [server], tls, False, disconnected, reconnected,
+                             async_error, attempts)
             if nc is not None:
                 break
     if nc is None:
@@ -342,6 +467,7 @@ async def _open(
     reconnect: bool,
     disconnected: Callback,
     reconnected: Callback,
+    async_error: Callable[[Exception], None],
     attempts: list[tuple[str, str]],
 ) -> Client | None:
     """One nats-py client over `servers`, each tried once in order; None if all failed."""
@@ -356,11 +482,15 @@ async def _open(
                 raise _GiveUp
         else:
             log.debug("nats error: %r", exc)
+            async_error(exc)
 
     # nats-py annotates these as int but takes float seconds
     kwargs: dict[str, Any] = {
         "reconnect_time_wait": _RECONNECT_WAIT,
         "connect_timeout": opts.connect_timeout,
+        # pings notice a server that stopped answering (frozen, cut off) within seconds
+        "ping_interval": opts.ping_interval,
+        "max_outstanding_pings": opts.max_outstanding_pings,
     }
     if tls is not None:
         kwargs["tls"] = tls
@@ -376,6 +506,9 @@ async def _open(
         kwargs["token"] = opts.token
 
     nc = Client()
+    if not any(s.startswith(("ws://", "wss://")) for s in servers):
+        # nats-py creates its transport only when it has none; it keeps this one
+        nc._transport = _TcpTransport()
     try:
         await nc.connect(
             servers=servers,
@@ -441,6 +574,11 @@ class JetStream:
         self.client_name = opts.name
         self.closing = False
         self._watches: list[AdvisoryWatch] = []
+        #: requests waiting for an answer, oldest first: subject and what ends the wait early
+        self._pending: dict[int, tuple[str, asyncio.Future[JetStreamError]]] = {}
+        self._ids = itertools.count()
+        #: set when the server refused our reply subscription: no answer can ever arrive
+        self._no_replies: str | None = None
 
     # connection
 
@@ -480,11 +618,17 @@ class JetStream:
     # requests
 
     async def _request(
-        self, subject: str, body: Mapping[str, Any] | None = None, *, stream: str | None = None
+        self,
+        subject: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        stream: str | None = None,
+        extra_wait: float = 0.0,
     ) -> dict[str, Any]:
-        """One JetStream API request; the decoded response, or our error."""
+        """One JetStream API request; the decoded response, or our error. `extra_wait`:
+        seconds the server may take on purpose, on top of the request timeout."""
         data = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
-        reply = await self._send(subject, data, stream=stream)
+        reply = await self._send(subject, data, stream=stream, extra_wait=extra_wait)
         try:
             response = json.loads(reply.data)
         except ValueError:
@@ -510,11 +654,29 @@ class JetStream:
         *,
         stream: str | None = None,
         headers: dict[str, str] | None = None,
+        extra_wait: float = 0.0,
     ) -> Msg:
-        timeout = self._opts.request_timeout
+        timeout = self._opts.request_timeout + extra_wait
+        where = f"stream {stream}: " if stream else ""
+        if self._no_replies is not None:
+            raise PermissionDenied(f"{where}{self._no_replies}")
+        if self._nc.is_reconnecting:
+            raise JetStreamError(f"{subject}: not connected to {self.url} (reconnecting)")
+        interrupt: asyncio.Future[JetStreamError] = asyncio.get_running_loop().create_future()
+        key = next(self._ids)
+        self._pending[key] = (subject, interrupt)
+        request = asyncio.ensure_future(
+            self._nc.request(subject, data, timeout=timeout, headers=headers)
+        )
         try:
-            return await self._nc.request(subject, data, timeout=timeout, headers=headers)
+            await asyncio.wait((request, interrupt), return_when=asyncio.FIRST_COMPLETED)
+            if not request.done():
+                error = interrupt.result()
+                raise type(error)(f"{where}{error}")
+            return request.result()
         except asyncio.CancelledError:
+            raise
+        except JetStreamError:
             raise
         except nats.errors.NoRespondersError:
             if subject.startswith(f"{API}."):
@@ -530,31 +692,83 @@ class JetStream:
         except (nats.errors.Error, OSError) as exc:
             reason = connect_reason(exc, timeout)
             raise JetStreamError(f"{subject} on {self.url}: {reason}") from None
+        finally:
+            del self._pending[key]
+            if not request.done():
+                request.cancel()
+
+    def _async_error(self, exc: Exception) -> None:
+        """An error the server sent outside any reply: a permissions violation fails the
+        request it concerns (nats-py would leave it waiting for its timeout)."""
+        found = _VIOLATION.search(str(exc))
+        if found is None:
+            return
+        verb, denied = found[1].lower(), found[2].lower()  # nats-py lowercases the message
+        if verb == "publish":
+            # the server refuses publishes in the order they came: the oldest one matches
+            for subject, interrupt in self._pending.values():
+                if subject.lower() == denied and not interrupt.done():
+                    interrupt.set_result(PermissionDenied(
+                        f"this user may not publish to {subject} (the server reported a "
+                        "permissions violation): allow it in the user's publish permissions; "
+                        "the reconciler publishes to $JS.API.>"
+                    ))
+                    return
+            return
+        if denied.startswith("_inbox."):
+            self._no_replies = (
+                "this user may not subscribe to _INBOX.> (the server reported a permissions "
+                "violation), so no answer can reach us: allow _INBOX.> in the user's "
+                "subscribe permissions"
+            )
+            for _, interrupt in self._pending.values():
+                if not interrupt.done():
+                    interrupt.set_result(PermissionDenied(self._no_replies))
+
+    def _interrupt_all(self) -> None:
+        """The connection is gone: no request in flight will be answered."""
+        for subject, interrupt in self._pending.values():
+            if not interrupt.done():
+                interrupt.set_result(JetStreamError(
+                    f"{subject} on {self.url}: the connection was lost before the server "
+                    "answered (the request may or may not have been carried out)"
+                ))
 
     # streams
 
-    async def list_streams(self) -> list[LiveStream]:
-        """Every stream with its raw config and state, across all pages of STREAM.LIST."""
+    async def list_streams(self) -> Listing:
+        """Every stream with its raw config and state, across all pages of STREAM.LIST.
+
+        In a cluster the server asks each stream's leader and waits 4 s at most; a stream
+        whose leader did not answer is named in the page's `missing` list (an offline one is
+        also in `streams`, with the config the cluster assigned, not the live one). Such
+        streams come back as `unreadable`, with the reason: nothing about them can be trusted.
+        The page's `offset` counts both kinds.
+        """
         found: dict[str, LiveStream] = {}
-        missing: list[str] = []
+        unreadable: dict[str, str] = {}
         offset = 0
         while True:
-            page = await self._request(f"{API}.STREAM.LIST", {"offset": offset})
-            infos = page.get("streams") or []
-            for info in infos:
-                stream = live_stream(info)
+            page = await self._request(
+                f"{API}.STREAM.LIST", {"offset": offset}, extra_wait=_LIST_GATHER
+            )
+            infos = [live_stream(info) for info in page.get("streams") or []]
+            listed = {stream.name for stream in infos}
+            offline = page.get("offline") or {}
+            missing = [str(name) for name in page.get("missing") or []]
+            for stream in infos:
                 found[stream.name] = stream
-            missing.extend(page.get("missing") or [])
-            offset += len(infos)
-            if not infos or offset >= int(page.get("total", 0)):
+            for name in missing:
+                unreadable[name] = str(offline.get(name) or "") or (
+                    _ALL_OFFLINE if name in listed else _NO_LEADER
+                )
+            on_page = len(listed | set(missing))
+            offset += on_page
+            if not on_page or offset >= int(page.get("total", 0)):
                 break
-        # in a cluster, streams whose leader did not answer are listed by name only
-        for name in missing:
-            if name not in found:
-                info = await self.stream_info(name)
-                if info is not None:
-                    found[name] = info
-        return list(found.values())
+        for name in unreadable:
+            found.pop(name, None)
+        return Listing(tuple(found.values()), unreadable)
 
     async def stream_info(self, name: str) -> LiveStream | None:
         """The stream's raw config and state, or None when there is no such stream."""
@@ -754,7 +968,6 @@ def _timeout_message(subject: str, timeout: float, stream: str | None) -> str:
             f"{text}: the stream name {stream!r} contains '.', so no API handler matches "
             "the subject; stream names cannot contain '.'"
         )
-    return (
-        f"{text}: check that this user may publish to $JS.API.> and receive on _INBOX.>, "
-        "and that stream names contain no '.'"
-    )
+    if stream is not None:
+        return f"{text}: the stream's leader may be unreachable, or the server overloaded"
+    return f"{text}: the server may be overloaded, or JetStream has no meta leader"

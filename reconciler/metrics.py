@@ -38,7 +38,7 @@ class Metrics:
         self.manifest_problems = Gauge(
             f"{PREFIX}_manifest_problems", "Problems found in the manifests at the last load.",
             registry=r)
-        for state in ("in_sync", "drifted", "blocked"):
+        for state in ("in_sync", "drifted", "blocked", "degraded"):
             self.streams.labels(state=state).set(0)
         for result in ("success", "blocked", "failed"):
             self.reconciles.labels(result=result)

@@ -109,6 +109,33 @@ class LiveStream:
 
 
 @dataclass(frozen=True)
+class Listing:
+    """Every stream on the server: those it could describe, and those it could not.
+
+    In a cluster a stream whose leader does not answer (its only node is down, say) is known
+    by name only; `unreadable` maps each such name to the reason, and nothing about its
+    configuration or messages can be trusted until it answers again.
+    """
+
+    streams: tuple[LiveStream, ...] = ()
+    unreadable: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Degraded:
+    """A stream the server could not describe: left out of the plan, left as it is."""
+
+    name: str
+    reason: str
+    managed: bool
+    """Declared by a manifest (so the reconciler could not do its job for it)."""
+    location: Location | None = None
+
+    def __str__(self) -> str:
+        return f"could not read stream {self.name}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class StoredMessage:
     """A stored message as the impact probe sees it: enough to know its stored size and age."""
 
@@ -187,6 +214,8 @@ class Plan:
     streams: tuple[StreamPlan, ...] = ()
     unmanaged: tuple[str, ...] = ()
     """Streams on the server that no manifest declares: listed, never touched."""
+    degraded: tuple[Degraded, ...] = ()
+    """Streams the server could not describe: reported, not planned, never touched."""
 
     def count(self, action: Action) -> int:
         return sum(1 for s in self.streams if s.action is action)
@@ -243,6 +272,10 @@ class ConnectOptions:
     told apart from everyone else's."""
     connect_timeout: float = 2.0
     request_timeout: float = 5.0
+    ping_interval: float = 1.0
+    """Seconds between pings; a server that leaves `max_outstanding_pings` of them
+    unanswered is taken for dead (a frozen server is noticed within about 4 s)."""
+    max_outstanding_pings: int = 3
 
 
 @dataclass(frozen=True)

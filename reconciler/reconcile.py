@@ -4,6 +4,9 @@
                         ├─> plan.build_plan ──> apply.apply_plan ──> reconcile_finished
     live (STREAM.LIST) ─┤
     samples (MSG.GET) ──┘   read only for streams where a change can discard messages
+
+A stream the server cannot describe (in a cluster: its leader does not answer) is left out
+of the plan and reported as degraded; every other stream is planned and applied.
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import structlog
 
 from reconciler.apply import StreamWriter, apply_plan
+from reconciler.errors import JetStreamError
 from reconciler.model import (
     Action,
+    Degraded,
+    Listing,
     LiveStream,
     MessageSample,
     Outcome,
@@ -37,7 +43,7 @@ log = structlog.get_logger("reconciler.reconcile")
 class JetStreamAPI(StreamWriter, Protocol):
     """The part of `jetstream.JetStream` that a reconcile pass needs."""
 
-    async def list_streams(self) -> list[LiveStream]: ...
+    async def list_streams(self) -> Listing: ...
 
     async def sample_messages(
         self, live: LiveStream, *, budget: int = ..., subject_counts: bool = ...
@@ -64,6 +70,11 @@ class Result:
     def blocked(self) -> bool:
         return any(o.status in (Status.BLOCKED, Status.REPORTED) for o in self.outcomes)
 
+    @property
+    def degraded(self) -> tuple[Degraded, ...]:
+        """Declared streams the server could not describe: left as they are."""
+        return tuple(d for d in self.plan.degraded if d.managed)
+
 
 def new_reconcile_id() -> str:
     return uuid.uuid4().hex[:12]
@@ -76,17 +87,26 @@ async def compute_plan(
     allow_data_loss: bool = False,
     concurrency: int = 32,
 ) -> Plan:
-    """Read the live state this plan needs, then plan (pure)."""
-    live = await js.list_streams()
-    by_name = {s.name: s for s in live}
+    """Read the live state this plan needs, then plan (pure). A stream the server cannot
+    describe is not planned (a missing stream would look like one to create): it is listed in
+    `Plan.degraded`, with `Plan.unmanaged` when no manifest declares it."""
+    listing = await js.list_streams()
+    unreadable = dict(listing.unreadable)
+    by_name = {s.name: s for s in listing.streams}
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def sample(spec: StreamSpec, current: LiveStream) -> tuple[str, MessageSample] | None:
         request = sample_request(desired_config(spec, current), current)
         if request is None:
             return None
-        async with gate:
-            got = await js.sample_messages(current, subject_counts=request.subject_counts)
+        try:
+            async with gate:
+                got = await js.sample_messages(current, subject_counts=request.subject_counts)
+        except asyncio.CancelledError:
+            raise
+        except JetStreamError as exc:
+            unreadable[spec.name] = f"cannot read its messages: {exc}"
+            return None
         return spec.name, got
 
     # only a stream that holds messages can lose any
@@ -94,7 +114,17 @@ async def compute_plan(
                if s.name in by_name and by_name[s.name].state.messages > 0]
     found = await asyncio.gather(*(sample(s, live) for s, live in holding))
     samples = dict(f for f in found if f is not None)
-    return build_plan(specs, live, samples, allow_data_loss=allow_data_loss)
+    readable = [s for s in specs if s.name not in unreadable]
+    live = [s for s in listing.streams if s.name not in unreadable]
+    plan = build_plan(readable, live, samples, allow_data_loss=allow_data_loss)
+    declared = {s.name: s for s in specs}
+    degraded = tuple(
+        Degraded(name, reason, managed=name in declared,
+                 location=declared[name].location if name in declared else None)
+        for name, reason in sorted(unreadable.items())
+    )
+    unmanaged = {*plan.unmanaged, *(d.name for d in degraded if not d.managed)}
+    return replace(plan, unmanaged=tuple(sorted(unmanaged)), degraded=degraded)
 
 
 async def reconcile(
@@ -122,6 +152,9 @@ async def reconcile(
     plan = await compute_plan(
         js, specs, allow_data_loss=allow_data_loss, concurrency=concurrency
     )
+    for degraded in plan.degraded:
+        rlog.warning("stream_unreadable", stream=degraded.name, managed=degraded.managed,
+                     error=degraded.reason)
     for stream in plan.streams:
         if stream.action is not Action.NOOP:
             where = sources.get(stream.name, source)
@@ -140,6 +173,7 @@ async def reconcile(
         trigger=source,
         streams=len(plan.streams),
         unmanaged=len(plan.unmanaged),
+        degraded=[d.name for d in plan.degraded],
         counts=result.counts(),
         duration_ms=round(result.duration_s * 1000, 1),
     )

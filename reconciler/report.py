@@ -51,6 +51,8 @@ def summary_line(plan: Plan) -> str:
     ]
     if plan.unmanaged:
         parts.append(f"{len(plan.unmanaged)} unmanaged")
+    if plan.degraded:
+        parts.append(f"{len(plan.degraded)} degraded")
     return "Plan: " + ", ".join(parts) + "."
 
 
@@ -82,8 +84,17 @@ def render_text(plan: Plan, *, colour: bool = False) -> str:
                                "yellow"))
         for reason in stream.reasons:
             lines.append(style(f"    blocked: {reason}", "red"))
+    for degraded in plan.degraded:
+        if degraded.managed:
+            where = f" ({degraded.location})" if degraded.location else ""
+            lines.append(style(f"! {degraded.name}", "red", bold=True) + f"{where}: "
+                         + style(f"degraded: {degraded}; left as it is", "red"))
+    unreadable = {d.name: d for d in plan.degraded if not d.managed}
     for name in plan.unmanaged:
-        lines.append(f"? {name}: unmanaged (on the server, in no manifest; left alone)")
+        line = f"? {name}: unmanaged (on the server, in no manifest; left alone)"
+        if name in unreadable:
+            line += f"; degraded: {unreadable[name]}"
+        lines.append(line)
     if lines:
         lines.append("")
     lines.append(style(summary_line(plan), None, bold=True))
@@ -100,10 +111,18 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             "blocked": plan.count(Action.BLOCKED),
             "noop": plan.count(Action.NOOP),
             "unmanaged": len(plan.unmanaged),
+            "degraded": len(plan.degraded),
             "pending": plan.pending,
         },
         "streams": [_stream_document(s) for s in plan.streams],
         "unmanaged": list(plan.unmanaged),
+        "degraded": [
+            {"name": d.name, "managed": d.managed,
+             "file": d.location.file if d.location else None,
+             "line": d.location.line if d.location else None,
+             "error": str(d)}
+            for d in plan.degraded
+        ],
     }
 
 
@@ -150,5 +169,8 @@ def render_markdown(plan: Plan) -> str:
         lines.append("")
     if plan.unmanaged:
         lines.append("Unmanaged (left alone): " + ", ".join(f"`{n}`" for n in plan.unmanaged))
+        lines.append("")
+    for d in plan.degraded:
+        lines.append(f"⚠️ Degraded{'' if d.managed else ' (unmanaged)'}: `{d.name}`: {d}")
         lines.append("")
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -96,3 +97,92 @@ class NatsServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+class NatsCluster:
+    """A JetStream cluster of `size` real nats-server processes on loopback, named n1, n2, ...
+
+    Each node carries the server tag `node:<name>`, so a stream can be pinned to one node with
+    `placement: {tags: ["node:n2"]}`. `start()` returns once a meta leader is elected.
+    `kill(name)` sends SIGKILL to one node (an abrupt death, no goodbye to its peers).
+    """
+
+    def __init__(self, base_dir: Path, size: int = 3, name: str = "c"):
+        self.base_dir = base_dir
+        self.name = name
+        self.cluster_ports = {f"n{i}": free_port() for i in range(1, size + 1)}
+        self.nodes: dict[str, NatsServer] = {}
+        for node, cport in self.cluster_ports.items():
+            conf = base_dir / f"{node}.conf"
+            routes = ",".join(
+                f"nats://127.0.0.1:{p}" for n, p in self.cluster_ports.items() if n != node
+            )
+            args = (
+                "-c", str(conf), "--server_name", node, "--cluster_name", name,
+                "--cluster", f"nats://127.0.0.1:{cport}", "--routes", routes,
+            )  # fmt: skip
+            self.nodes[node] = NatsServer(base_dir / node, extra_args=args)
+
+    @property
+    def urls(self) -> list[str]:
+        return [n.url for n in self.nodes.values()]
+
+    def url(self, node: str) -> str:
+        return self.nodes[node].url
+
+    def start(self, timeout: float = 30.0) -> NatsCluster:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        for node in self.nodes:
+            (self.base_dir / f"{node}.conf").write_text(f'server_tags: ["node:{node}"]\n')
+        try:
+            for server in self.nodes.values():
+                server.start(timeout)
+            self.wait_for_meta_leader(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_for_meta_leader(self, timeout: float = 30.0) -> None:
+        """Until every running node answers `$JS.API.INFO` (only with a meta leader)."""
+        deadline = time.monotonic() + timeout
+        for server in self.nodes.values():
+            if server.proc is None:
+                continue
+            while not _js_info_answers(server.port):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no JetStream meta leader within {timeout:g}s")
+                time.sleep(0.1)
+
+    def kill(self, node: str) -> None:
+        server = self.nodes[node]
+        if server.proc is not None:
+            os.kill(server.proc.pid, signal.SIGKILL)
+            server.proc.wait()
+            server.proc = None
+
+    def stop(self) -> None:
+        for server in self.nodes.values():
+            server.stop()
+
+
+def _js_info_answers(port: int) -> bool:
+    """Whether `$JS.API.INFO` gets an answer without error on this server (plain protocol)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.settimeout(1)
+            s.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true,'
+                      b'"no_responders":true}\r\nSUB _r 1\r\nPUB $JS.API.INFO _r 0\r\n\r\n')
+            data = b""
+            deadline = time.monotonic() + 1
+            while time.monotonic() < deadline:
+                data += s.recv(65536)
+                if b"HMSG _r 1" in data:  # no responders: no meta leader yet
+                    return False
+                found = re.search(rb"(?:^|\n)MSG _r 1 (\d+)\r\n", data)
+                if found and len(data) >= found.end() + int(found[1]):
+                    reply = data[found.end() : found.end() + int(found[1])]
+                    return b'"error"' not in reply
+    except OSError:
+        return False
+    return False

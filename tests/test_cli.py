@@ -97,7 +97,7 @@ def test_plan_json_and_markdown(tmp_path: Path, nats_server: NatsServer, capsys:
     document = json.loads(out)
     assert document["format_version"] == 1
     assert document["summary"] == {"create": 1, "update": 0, "blocked": 0, "noop": 0,
-                                   "unmanaged": 0, "pending": True}
+                                   "unmanaged": 0, "degraded": 0, "pending": True}
     (stream,) = document["streams"]
     assert stream["action"] == "create" and stream["config"]["max_msgs"] == 10
     assert stream["file"].endswith("events.yaml") and stream["line"] == 1

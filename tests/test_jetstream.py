@@ -243,7 +243,7 @@ async def test_list_streams_returns_every_page_with_raw_configs(js: JetStream) -
                                     "storage": "memory", "max_age": 3_600_000_000_001})
 
     await asyncio.gather(*(create(i) for i in range(300)))
-    streams = await js.list_streams()
+    streams = (await js.list_streams()).streams
     assert sorted(s.name for s in streams) == [f"s{i:03}" for i in range(300)]
     config = next(s.config for s in streams if s.name == "s042")
     assert config["max_age"] == 3_600_000_000_001  # int ns, not float seconds
@@ -254,7 +254,7 @@ async def test_list_streams_returns_every_page_with_raw_configs(js: JetStream) -
 
 
 async def test_list_streams_of_an_empty_server(js: JetStream) -> None:
-    assert await js.list_streams() == []
+    assert (await js.list_streams()).streams == ()
 
 
 async def test_create_update_info_delete(js: JetStream) -> None:
@@ -477,7 +477,7 @@ async def test_user_and_password(tmp_path: Path) -> None:
         conn = await connect(ConnectOptions(servers=(server.url,), user="alice", password="s3cret"))
         try:
             await conn.create_stream({"name": "a", "storage": "memory"})
-            assert [s.name for s in await conn.list_streams()] == ["a"]
+            assert [s.name for s in (await conn.list_streams()).streams] == ["a"]
         finally:
             await conn.close()
         with pytest.raises(ConnectFailed) as caught:
@@ -492,7 +492,7 @@ async def test_token(tmp_path: Path) -> None:
     with running(tmp_path / "js", "--auth", "t0ken") as server:
         conn = await connect(ConnectOptions(servers=(server.url,), token="t0ken"))
         try:
-            assert await conn.list_streams() == []
+            assert (await conn.list_streams()).streams == ()
         finally:
             await conn.close()
         with pytest.raises(ConnectFailed, match=r"authorization violation$"):
@@ -534,7 +534,7 @@ async def test_nkey_seed(tmp_path: Path) -> None:
     with running(tmp_path / "js", "-c", str(conf)) as server:
         conn = await connect(ConnectOptions(servers=(server.url,), nkey=str(tmp_path / "user.nk")))
         try:
-            assert await conn.list_streams() == []
+            assert (await conn.list_streams()).streams == ()
         finally:
             await conn.close()
         with pytest.raises(ConnectFailed, match=r"authorization violation$"):
@@ -583,7 +583,7 @@ async def test_reconnect_calls_back_and_carries_on(nats_server: NatsServer) -> N
         nats_server.start()
         await asyncio.wait_for(up.wait(), 10)
         assert conn.connected
-        assert [s.name for s in await conn.list_streams()] == ["a"]
+        assert [s.name for s in (await conn.list_streams()).streams] == ["a"]
         down.clear()
     finally:
         await conn.close()
@@ -620,7 +620,7 @@ async def test_tls_with_a_ca(tmp_path: Path) -> None:
         tls_url = f"tls://127.0.0.1:{server.port}"
         conn = await connect(ConnectOptions(servers=(tls_url,), tls_ca=str(ca)))
         try:
-            assert await conn.list_streams() == []
+            assert (await conn.list_streams()).streams == ()
         finally:
             await conn.close()
         # the system's CAs do not know ours

@@ -33,7 +33,7 @@ async def test_hundreds_of_streams(tmp_path: Path, js: jetstream.JetStream) -> N
     assert {o.status for o in result.outcomes} == {Status.CREATED}
     progress = [(e["done"], e["total"]) for e in logs if e["event"] == "apply_progress"]
     assert progress == [(100, COUNT), (200, COUNT), (300, COUNT)]
-    assert len(await js.list_streams()) == COUNT
+    assert len((await js.list_streams()).streams) == COUNT
 
     plan = await compute_plan(js, specs)
     assert plan.count(Action.NOOP) == COUNT
