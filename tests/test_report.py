@@ -1,0 +1,44 @@
+"""Rendering of plans (pure): what people and programs read about degraded streams."""
+
+from __future__ import annotations
+
+import json
+
+from reconciler.model import Action, Degraded, Location, Plan, StreamPlan
+from reconciler.report import render_json, render_markdown, render_text
+
+PLAN = Plan(
+    streams=(StreamPlan("orders", Action.NOOP, location=Location("c/orders.yaml", 1, 1)),),
+    unmanaged=("scratch",),
+    degraded=(
+        Degraded("ledger", "no leader", managed=True, location=Location("c/ledger.yaml", 1, 1)),
+        Degraded("scratch", "no leader", managed=False),
+    ),
+)
+
+
+def test_text_names_each_degraded_stream_once() -> None:
+    assert render_text(PLAN).splitlines() == [
+        "= orders (c/orders.yaml:1:1): no changes",
+        "! ledger (c/ledger.yaml:1:1): degraded: could not read stream ledger: no leader; "
+        "left as it is",
+        "? scratch: unmanaged (on the server, in no manifest; left alone); degraded: could not "
+        "read stream scratch: no leader",
+        "",
+        "Plan: 0 to create, 0 to update, 0 blocked, 1 unchanged, 1 unmanaged, 2 degraded.",
+    ]
+
+
+def test_markdown_and_json_list_degraded_streams() -> None:
+    markdown = render_markdown(PLAN)
+    assert "⚠️ Degraded: `ledger`: could not read stream ledger: no leader" in markdown
+    assert "⚠️ Degraded (unmanaged): `scratch`: could not read stream scratch: no leader" in markdown
+    document = json.loads(render_json(PLAN))
+    assert document["summary"]["degraded"] == 2
+    assert [d["name"] for d in document["degraded"]] == ["ledger", "scratch"]
+
+
+def test_nothing_degraded_adds_nothing() -> None:
+    plan = Plan(streams=PLAN.streams)
+    assert "degraded" not in render_text(plan)
+    assert "Degraded" not in render_markdown(plan)
