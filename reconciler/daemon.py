@@ -3,13 +3,16 @@
 Root tasks (when one fails, all stop):
 
     file watcher ─┐
-    advisories  ──┼─> trigger() ─> reconcile loop: one pass at a time; triggers arriving
-    resync timer ─┤                during a pass fold into one more pass
+    advisories  ──┤
+    resync timer ─┼─> trigger() ─> reconcile loop: one pass at a time; triggers arriving
+    settle timer ─┤                during a pass fold into one more pass
     reconnects  ──┘
     HTTP: /healthz /readyz /metrics
 
 Triggers only say "look again": every pass loads all manifests and reconciles the whole
-set. Signal handlers only set the stop event.
+set. A manifest file whose new version may be half written is held back (`settle`): its
+last accepted version stands until the file has been quiet for the settle period, and the
+settle timer starts the pass that looks again. Signal handlers only set the stop event.
 """
 
 from __future__ import annotations
