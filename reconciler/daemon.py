@@ -199,6 +199,8 @@ class Daemon:
         return code
 
     async def _shutdown(self) -> None:
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
         if self._js is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._js.close(), 1)
