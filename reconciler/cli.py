@@ -230,6 +230,11 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
 @click.option("--resync", envvar=ENV + "RESYNC", default="60s", show_default=True,
               metavar="DURATION", help="Full resync interval, the safety net for missed "
               f"advisories (e.g. 30s, 5m). [env: {ENV}RESYNC]")
+@click.option("--settle", envvar=ENV + "SETTLE", default="2s", show_default=True,
+              metavar="DURATION", help="How long a manifest file must be left unchanged before "
+              "a new version that is not safe to apply at once (it discards messages, puts a "
+              "field whose line went missing back to its default, or ends in an unfinished "
+              f"line) is read again and applied. [env: {ENV}SETTLE]")
 @click.option("--http-port", envvar=ENV + "HTTP_PORT", default=8080, show_default=True,
               type=click.IntRange(0, 65535), metavar="PORT",
               help="Port of /healthz, /readyz and /metrics; 0 turns them off. "
@@ -244,7 +249,7 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
 @_apply_options
 @_connection_options
 @_log_options
-def watch(paths: tuple[str, ...], resync: str, **kw: Any) -> int:
+def watch(paths: tuple[str, ...], resync: str, settle: str, **kw: Any) -> int:
     """Keep the server equal to the manifests until stopped (the main job).
 
     \b
@@ -256,19 +261,28 @@ def watch(paths: tuple[str, ...], resync: str, **kw: Any) -> int:
     Each drift is logged as a `drift_detected` event naming the stream, every field with its
     live and desired value, its source (manifest or server) and, when known, who made it.
     A manifest that fails validation changes nothing: its last valid state stays in force and
-    /readyz reports the problem until it is fixed. SIGTERM or Ctrl-C stops within 5 seconds.
+    /readyz reports the problem until it is fixed. A manifest caught while it is still being
+    written is never applied: a new version that discards messages or drops lines waits
+    until the file has been left alone for --settle. SIGTERM or Ctrl-C stops within 5 seconds.
     """
     from reconciler.daemon import run
+
+    settings = _settings(paths, kw | {"resync_s": _seconds(resync, "--resync", "60s"),
+                                      "settle_s": _seconds(settle, "--settle", "2s")})
+    return asyncio.run(run(settings))
+
+
+def _seconds(text: str, flag: str, example: str) -> float:
+    """A duration option above 0, in seconds."""
     from reconciler.units import UnitError, parse_duration
 
     try:
-        resync_ns = parse_duration(resync)
+        ns = parse_duration(text)
     except UnitError as exc:
-        raise click.BadParameter(f"{resync!r}: {exc}", param_hint="--resync") from exc
-    if resync_ns <= 0:
-        raise click.BadParameter("must be above 0, e.g. 60s", param_hint="--resync")
-    settings = _settings(paths, kw | {"resync_s": resync_ns / 1e9})
-    return asyncio.run(run(settings))
+        raise click.BadParameter(f"{text!r}: {exc}", param_hint=flag) from exc
+    if ns <= 0:
+        raise click.BadParameter(f"must be above 0, e.g. {example}", param_hint=flag)
+    return ns / 1e9
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,13 +3,16 @@
 Root tasks (when one fails, all stop):
 
     file watcher ─┐
-    advisories  ──┼─> trigger() ─> reconcile loop: one pass at a time; triggers arriving
-    resync timer ─┤                during a pass fold into one more pass
+    advisories  ──┤
+    resync timer ─┼─> trigger() ─> reconcile loop: one pass at a time; triggers arriving
+    settle timer ─┤                during a pass fold into one more pass
     reconnects  ──┘
     HTTP: /healthz /readyz /metrics
 
 Triggers only say "look again": every pass loads all manifests and reconciles the whole
-set. Signal handlers only set the stop event.
+set. A manifest file whose new version may be half written is held back (`settle`): its
+last accepted version stands until the file has been quiet for the settle period, and the
+settle timer starts the pass that looks again. Signal handlers only set the stop event.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from reconciler import jetstream
 from reconciler.embedded import EmbeddedServer
 from reconciler.errors import ConnectFailed, JetStreamError
 from reconciler.http import HttpServer
-from reconciler.manifest import load_manifests
+from reconciler.manifest import LoadResult, discover, load_manifests
 from reconciler.metrics import Metrics
 from reconciler.model import (
     Action,
@@ -43,9 +46,10 @@ from reconciler.model import (
     Status,
     StreamSpec,
 )
-from reconciler.reconcile import Result, new_reconcile_id, reconcile
+from reconciler.reconcile import Result, compute_plan, new_reconcile_id, reconcile
 from reconciler.redact import redact_servers
 from reconciler.settings import Settings
+from reconciler.settle import STABLE_S, Files, Snapshot, review, snapshot
 
 log = structlog.get_logger("reconciler.daemon")
 
@@ -54,6 +58,8 @@ OWN_ECHO_S = 2.0
 STOP_GRACE_S = 3.5
 #: how long a stream advisory waits for the API advisory that names who made the change
 ACTOR_GRACE_S = 0.02
+#: a held file is looked at again this long after its settle period ends
+SETTLE_MARGIN_S = 0.01
 
 
 class Daemon:
@@ -68,7 +74,11 @@ class Daemon:
         self._settling: dict[str, asyncio.TimerHandle] = {}
         self._js: jetstream.JetStream | None = None
         self._connected = False
-        self._good_by_file: dict[str, tuple[StreamSpec, ...]] = {}
+        self._files = Files(settings.settle_s)
+        self._by_file: dict[str, tuple[StreamSpec, ...]] = {}
+        self._held: dict[str, str] = {}
+        """Files whose new version is held back (file: the digest last reported)."""
+        self._settle_timer: asyncio.TimerHandle | None = None
         self._problems: tuple[Problem, ...] = ()
         self._last_loaded: dict[str, tuple[Any, Policy]] = {}
         self._last_result_ok: bool | None = None
@@ -193,6 +203,8 @@ class Daemon:
         return code
 
     async def _shutdown(self) -> None:
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
         if self._js is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._js.close(), 1)
@@ -257,18 +269,23 @@ class Daemon:
 
     async def _pass(self, triggers: set[str]) -> None:
         assert self._js is not None
-        specs = await self._desired()
-        sources = self._sources_of(specs)
         actors, self._actors = self._actors, {}
         reconcile_id = new_reconcile_id()
         trigger = ",".join(sorted(triggers)) or "wake"
         started = time.monotonic()
         result: Result | None = None
+        sources: Mapping[str, str] = {}
         try:
+            specs, changed = await self._desired()
+            plan = await self._plan(specs)
+            if changed:
+                specs, plan = await self._review(specs, plan, changed)
+            sources = self._sources_of(specs)
             result = await reconcile(
                 self._js, specs, allow_data_loss=self.settings.allow_data_loss,
                 concurrency=self.settings.concurrency, source=trigger, sources=sources,
                 actors=actors, reconcile_id=reconcile_id, before_apply=self._expect_echo,
+                plan=plan, started=started,
             )
         except asyncio.CancelledError:
             raise
@@ -276,6 +293,7 @@ class Daemon:
             log.error("reconcile_failed", reconcile_id=reconcile_id, error=str(exc))
         finally:
             self.metrics.reconcile_duration.observe(time.monotonic() - started)
+            self._schedule_settle()
         self._record(result, sources)
         self.passes += 1
         async with self._pass_done:
@@ -286,18 +304,38 @@ class Daemon:
         async with self._pass_done:
             await self._pass_done.wait_for(lambda: self.passes >= count)
 
-    async def _desired(self) -> list[StreamSpec]:
-        """All valid manifests; for a file that fails validation, its last valid streams."""
-        loaded = await asyncio.to_thread(load_manifests, self.settings.paths)
-        by_file: dict[str, list[StreamSpec]] = {}
+    async def _plan(self, specs: list[StreamSpec]) -> Plan:
+        assert self._js is not None
+        return await compute_plan(self._js, specs, allow_data_loss=self.settings.allow_data_loss,
+                                  concurrency=self.settings.concurrency)
+
+    def _read_manifests(self) -> tuple[dict[str, Snapshot | None], LoadResult]:
+        """Every manifest file's snapshot, taken before the load (see `_review`)."""
+        before = {str(f): snapshot(f) for f in discover(self.settings.paths)}
+        return before, load_manifests(self.settings.paths)
+
+    async def _desired(self) -> tuple[list[StreamSpec], dict[str, Snapshot | None]]:
+        """The streams to reconcile, and the files whose new version is not accepted yet
+        (with their snapshots from before the load).
+
+        A file still as it was when last accepted counts with its accepted streams; a file
+        that fails validation keeps its last accepted streams; a changed valid file counts
+        with its new streams until `_review` says otherwise."""
+        before, loaded = await asyncio.to_thread(self._read_manifests)
+        self._files.look(before, forget_others=True)
+        loaded_by_file: dict[str, list[StreamSpec]] = {}
         for spec in loaded.specs:
-            by_file.setdefault(spec.location.file, []).append(spec)
-        good = {f: tuple(by_file.get(f, ())) for f in loaded.files
-                if f not in loaded.failed_files}
-        for f in loaded.failed_files:
-            if f in self._good_by_file:
-                good[f] = self._good_by_file[f]
-        self._good_by_file = good
+            loaded_by_file.setdefault(spec.location.file, []).append(spec)
+        changed: dict[str, Snapshot | None] = {}
+        self._by_file = {}
+        for f in loaded.files:
+            snap = before.get(f)
+            if f in loaded.failed_files or self._files.is_accepted(f, snap):
+                self._by_file[f] = self._files.accepted_specs(f)
+            else:
+                self._by_file[f] = tuple(loaded_by_file.get(f, ()))
+                changed[f] = snap
+        self._held = {f: d for f, d in self._held.items() if f in changed}
         if loaded.problems != self._problems:
             for problem in loaded.problems:
                 log.error("manifest_invalid", file=problem.location.file,
@@ -308,14 +346,67 @@ class Daemon:
         self._problems = loaded.problems
         self.metrics.manifests_valid.set(0 if loaded.problems else 1)
         self.metrics.manifest_problems.set(len(loaded.problems))
+        return self._merged(), changed
+
+    def _merged(self) -> list[StreamSpec]:
+        """The streams of every file, in file order; a name declared twice counts once."""
         seen: set[str] = set()
         specs = []
-        for file in sorted(good):
-            for spec in good[file]:
+        for file in sorted(self._by_file):
+            for spec in self._by_file[file]:
                 if spec.name not in seen:
                     seen.add(spec.name)
                     specs.append(spec)
         return specs
+
+    async def _review(
+        self, specs: list[StreamSpec], plan: Plan, changed: Mapping[str, Snapshot | None]
+    ) -> tuple[list[StreamSpec], Plan]:
+        """Accept or hold each changed file's new version (`settle.review`); when one is
+        held, its last accepted streams stand, and the plan is made again."""
+        after = await asyncio.to_thread(_read_again, changed)
+        self._files.look(after)
+        held: dict[str, tuple[str, ...]] = {}
+        for file, snap in changed.items():
+            again = after.get(file)
+            stable = snap is not None and snap == again
+            file_specs = self._by_file[file]
+            if stable and self._files.settled(file):
+                reasons: tuple[str, ...] = ()
+            else:
+                reasons = review(
+                    [p for p in plan.streams
+                     if p.location is not None and p.location.file == file],
+                    {s.name: s for s in file_specs}, self._files.baseline(),
+                    stable=stable, complete=again is not None and again.complete)
+            if reasons:
+                held[file] = reasons
+            else:
+                assert snap is not None
+                self._files.accept(file, snap, file_specs)
+        digests = {f: snap.digest if (snap := after.get(f)) is not None else "" for f in held}
+        for file, reasons in held.items():
+            if self._held.get(file) != digests[file]:
+                log.warning("manifest_settling", file=file, reasons=list(reasons),
+                            streams=[s.name for s in self._by_file[file]],
+                            settle_s=self._files.settle_s,
+                            retry_in_s=round(self._files.due_in(file), 3))
+            self._by_file[file] = self._files.accepted_specs(file)
+        self._held = digests
+        if not held:
+            return specs, plan
+        specs = self._merged()
+        return specs, await self._plan(specs)
+
+    def _schedule_settle(self) -> None:
+        """Look again when the first held file will have been quiet for the settle period."""
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
+            self._settle_timer = None
+        if self._held:
+            delay = min(self._files.due_in(f) for f in self._held) + SETTLE_MARGIN_S
+            self._settle_timer = asyncio.get_running_loop().call_later(
+                delay, self.trigger, "settle")
 
     def _sources_of(self, specs: list[StreamSpec]) -> Mapping[str, str]:
         """Per stream: `manifest` when its manifest changed since the last pass, else
@@ -420,6 +511,20 @@ def _watch_target(path: Path) -> tuple[Path, Path | None]:
     if path.is_dir():
         return path, None
     return path.parent, path
+
+
+def _read_again(files: Mapping[str, Snapshot | None]) -> dict[str, Snapshot | None]:
+    """Snapshots of `files` taken at least `STABLE_S` after each last changed."""
+    out = {}
+    for file in files:
+        snap = snapshot(file)
+        if snap is not None:
+            age = time.time() - snap.changed_ns / 1e9
+            if age < STABLE_S:
+                time.sleep(STABLE_S - max(age, 0.0))
+                snap = snapshot(file)
+        out[file] = snap
+    return out
 
 
 async def run(settings: Settings) -> int:

@@ -139,19 +139,25 @@ async def reconcile(
     actors: Mapping[str, str] | None = None,
     reconcile_id: str | None = None,
     before_apply: Callable[[Plan], None] | None = None,
+    plan: Plan | None = None,
+    started: float | None = None,
 ) -> Result:
     """Plan, and apply unless `apply` is false. Emits `drift_detected` per differing stream
     (its `source` from `sources` by stream name, else `source`; its actor from `actors`) and
     one `reconcile_finished`. Raises only for errors that stop the whole pass (listing streams
-    failed); per-stream errors are outcomes."""
+    failed); per-stream errors are outcomes.
+
+    `plan` is the plan of `specs` when the caller has computed it already (watch mode looks
+    it over first), and `started` the `time.monotonic()` at which the pass began."""
     sources = sources or {}
     actors = actors or {}
     reconcile_id = reconcile_id or new_reconcile_id()
-    started = time.monotonic()
+    started = time.monotonic() if started is None else started
     rlog = log.bind(reconcile_id=reconcile_id)
-    plan = await compute_plan(
-        js, specs, allow_data_loss=allow_data_loss, concurrency=concurrency
-    )
+    if plan is None:
+        plan = await compute_plan(
+            js, specs, allow_data_loss=allow_data_loss, concurrency=concurrency
+        )
     for degraded in plan.degraded:
         rlog.warning("stream_unreadable", stream=degraded.name, managed=degraded.managed,
                      error=degraded.reason)

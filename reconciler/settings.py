@@ -29,6 +29,10 @@ class Settings:
     """API requests in flight at once (the server drops requests past 10,000 pending)."""
     resync_s: float = 60.0
     """Seconds between full resyncs in watch mode (advisories are at-most-once)."""
+    settle_s: float = 2.0
+    """Watch mode: seconds a manifest file must be left unchanged before a new version that
+    may not be applied at once (it discards messages, reverts a field whose line went
+    missing, or ends in an unfinished line) is read again and applied."""
     http_host: str = "127.0.0.1"
     """Address of the HTTP endpoints: loopback, as they have no authentication; the image and
     the Helm chart set 0.0.0.0 so that probes and Prometheus reach them."""

@@ -231,3 +231,43 @@ def test_python_dash_m(tmp_path: Path) -> None:
     run_ = subprocess.run([sys.executable, "-m", "reconciler", "validate",
                            str(manifest(tmp_path))], capture_output=True, text=True)
     assert run_.returncode == 0 and run_.stdout.startswith("1 manifest file valid")
+
+
+@pytest.mark.parametrize(("args", "env", "error"), [
+    (["--settle", "0"], {}, "Invalid value for --settle: must be above 0, e.g. 2s"),
+    (["--settle", "2"], {}, "Invalid value for --settle: '2': "),
+    ([], {"JETSTREAM_RECONCILER_SETTLE": "0s"},
+     "Invalid value for --settle: must be above 0, e.g. 2s"),
+    (["--resync", "0"], {}, "Invalid value for --resync: must be above 0, e.g. 60s"),
+])
+def test_watch_durations_are_checked(tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch,
+                                     args: list[str], env: dict[str, str], error: str) -> None:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code, out, err = run(capsys, "watch", *args, "--http-port", "0", str(manifest(tmp_path)))
+    assert (code, out) == (1, "")
+    assert error in err
+
+
+@pytest.mark.parametrize(("args", "env", "settle_s"), [
+    ([], {}, 2.0),
+    (["--settle", "500ms"], {}, 0.5),
+    ([], {"JETSTREAM_RECONCILER_SETTLE": "5s"}, 5.0),
+    (["--settle", "1s"], {"JETSTREAM_RECONCILER_SETTLE": "5s"}, 1.0),
+])
+def test_watch_settle_reaches_the_daemon(tmp_path: Path, capsys: Any,
+                                         monkeypatch: pytest.MonkeyPatch, args: list[str],
+                                         env: dict[str, str], settle_s: float) -> None:
+    import reconciler.daemon
+
+    seen: list[Any] = []
+
+    async def run_(settings: Any) -> int:
+        seen.append(settings)
+        return 0
+
+    monkeypatch.setattr(reconciler.daemon, "run", run_)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert run(capsys, "watch", *args, str(manifest(tmp_path)))[0] == 0
+    assert seen[0].settle_s == settle_s
