@@ -23,7 +23,8 @@ import functools
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import stat
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -36,6 +37,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from reconciler import fields as kinds
 from reconciler.errors import ManifestError
 from reconciler.model import DriftMode, Location, Policy, Problem, StreamSpec
+from reconciler.subjects import (
+    SubjectIndex,
+    subject_is_subset,
+    subjects_collide,
+    transform_error,
+)
 from reconciler.units import (
     UnitError,
     format_duration,
@@ -70,6 +77,7 @@ YAML_SUFFIXES: Final = frozenset({".yaml", ".yml"})
 
 MAX_NAME_LEN: Final = 255  # JSMaxNameLen
 MAX_METADATA_BYTES: Final = 128 * 1024  # JSMaxMetadataLen
+MAX_DESCRIPTION_LEN: Final = 4 * 1024  # JSMaxDescriptionLen, in bytes
 MAX_REPLICAS: Final = 5  # StreamMaxReplicas
 MIN_MAX_AGE: Final = 100_000_000  # 100ms
 MIN_DUPLICATE_WINDOW: Final = 100_000_000  # 100ms
@@ -164,8 +172,27 @@ def _walk(
                     out.append(path)
                 elif entry.is_symlink() and not path.exists():
                     problems.append(_file_problem(path, "is a broken symbolic link"))
+                else:
+                    problems.append(_not_regular(path, path.stat().st_mode))
         except OSError as exc:
             problems.append(_file_problem(path, f"cannot read: {exc.strerror or exc}"))
+
+
+_SPECIAL_FILES: Final = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _not_regular(path: Path, mode: int) -> Problem:
+    what = next((name for test, name in _SPECIAL_FILES if test(mode)), "not a regular file")
+    return _file_problem(
+        path,
+        f"is {what}: manifests are read from regular files only",
+        "give the path of a manifest file, or of a directory of them",
+    )
 
 
 def _file_problem(path: Path, message: str, hint: str | None = None) -> Problem:
@@ -227,10 +254,14 @@ class _TooManyNodes(Exception):
 def _load_file(path: Path) -> tuple[list[_Document], list[Problem]]:
     name = str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return [], [_size_problem(path, size)]
-        with path.open("rb") as fh:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat: what was opened
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                return [], [_not_regular(path, info.st_mode)]
+            if info.st_size > MAX_FILE_BYTES:
+                return [], [_size_problem(path, info.st_size)]
             data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         return [], [_file_problem(path, f"cannot read: {exc.strerror or exc}")]
@@ -618,6 +649,9 @@ class _Reader:
                 self.add(key, path, "a field name must be text", "write name: value")
                 continue
             name = key.value
+            if bad := _surrogate_problem(name):
+                self.add(key, _join(path, _shown(name)), *bad)
+                continue
             if name in seen:
                 first = seen[name]
                 self.add(
@@ -801,6 +835,9 @@ class _Reader:
             self.raw[path] = node.value
             if node.tag == _NULL:
                 self.add(node, path, "no value given", "write a value, or remove the field")
+                return _INVALID
+            if bad := _surrogate_problem(node.value):
+                self.add(node, path, *bad)
                 return _INVALID
         kind = spec.kind
         if kind == "object":
@@ -989,6 +1026,36 @@ def _construct_int(node: ScalarNode) -> int:
     return value
 
 
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+_SURROGATE_PAIR: Final = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+
+
+def _shown(text: str) -> str:
+    """Text as it can be printed: a lone surrogate as its `\\uXXXX` escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _surrogate_problem(text: str) -> tuple[str, str] | None:
+    """A lone UTF-16 surrogate (`"\\uD800"` in a double-quoted YAML string) is not a
+    character: it cannot be sent as UTF-8, and the server would store U+FFFD instead."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    message = (
+        f"'{_shown(text)}' contains \\u{ord(found.group()):04x}, half of a UTF-16 surrogate "
+        "pair, which is not a character"
+    )
+    pair = _SURROGATE_PAIR.search(text)
+    if pair is not None:
+        high, low = (ord(c) for c in pair.group())
+        code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+        return message, (
+            f"write the character itself, or as one escape: \\U{code:08X} "
+            f"instead of \\u{high:04x}\\u{low:04x}"
+        )
+    return message, "remove the escape, or write the character it stands for"
+
+
 def _is_rfc3339(text: str) -> bool:
     try:
         parse_timestamp(text)
@@ -999,7 +1066,9 @@ def _is_rfc3339(text: str) -> bool:
 
 # --- names and subjects ------------------------------------------------------------------------
 
-_NAME_FORBIDDEN: Final = {".": "'.'", "*": "'*'", ">": "'>'", "/": "'/'", "\\": "'\\'"}
+_NAME_FORBIDDEN: Final = {
+    ".": "'.'", "*": "'*'", ">": "'>'", "/": "'/'", "\\": "'\\'", "\x00": "a NUL character",
+}  # fmt: skip
 _WHITESPACE: Final = {
     " ": "a space",
     "\t": "a tab",
@@ -1029,6 +1098,12 @@ def _name_problem(name: str) -> tuple[str, str] | None:
             f"the name is {len(name)} characters long, more than {MAX_NAME_LEN}",
             f"shorten it to at most {MAX_NAME_LEN} characters",
         )
+    size = len(name.encode())
+    if size > MAX_NAME_LEN:  # the server counts bytes
+        return (
+            f"the name takes {size} bytes in UTF-8, more than {MAX_NAME_LEN}",
+            f"shorten it to at most {MAX_NAME_LEN} bytes (a non-ASCII character takes 2 to 4)",
+        )
     return None
 
 
@@ -1052,35 +1127,6 @@ def _subject_problem(subject: str) -> tuple[str, str] | None:
     return None
 
 
-def subjects_collide(a: str, b: str) -> bool:
-    """Whether some message subject matches both `a` and `b` (wildcards on either side)."""
-    ta, tb = a.split("."), b.split(".")
-    for x, y in zip(ta, tb, strict=False):
-        if x == ">" or y == ">":
-            return True
-        if x != y and x != "*" and y != "*":
-            return False
-    return len(ta) == len(tb)
-
-
-def subject_is_subset(a: str, b: str) -> bool:
-    """Whether every subject that `a` matches is also matched by `b`."""
-    ta, tb = a.split("."), b.split(".")
-    for index, y in enumerate(tb):
-        if index >= len(ta):
-            return False
-        x = ta[index]
-        if y == ">":
-            return True
-        if x == ">":
-            return False
-        if y == "*":
-            continue
-        if x == "*" or x != y:
-            return False
-    return len(ta) == len(tb)
-
-
 def _is_literal(subject: str) -> bool:
     return all(t not in ("*", ">") for t in subject.split("."))
 
@@ -1101,13 +1147,17 @@ def _check_config(r: _Reader, config: Mapping[str, Any]) -> None:
     no_ack = config.get("no_ack") is True
 
     # subjects: valid, no duplicates, no overlap within the stream, API subjects need no_ack
-    valid: list[tuple[int, str]] = []
+    seen: SubjectIndex[tuple[int, str]] = SubjectIndex()
     for index, subject in enumerate(subjects):
         path = f"subjects.{index}"
         if bad := _subject_problem(subject):
             r.fail(path, *bad)
             continue
-        for other_index, other in valid:
+        first = seen.first_collision(subject)
+        if first is None:
+            seen.add(subject, (index, subject))
+        else:
+            other_index, other = first
             other_line = r.where(f"subjects.{other_index}").line
             if other == subject:
                 r.fail(
@@ -1115,8 +1165,7 @@ def _check_config(r: _Reader, config: Mapping[str, Any]) -> None:
                     f"'{subject}' is already listed at line {other_line}",
                     "remove one of them",
                 )
-                break
-            if subjects_collide(subject, other):
+            else:
                 if subject_is_subset(subject, other):
                     hint = f"remove '{subject}': '{other}' already covers it"
                 elif subject_is_subset(other, subject):
@@ -1124,9 +1173,6 @@ def _check_config(r: _Reader, config: Mapping[str, Any]) -> None:
                 else:
                     hint = "a message may match only one subject of a stream: narrow one of them"
                 r.fail(path, f"'{subject}' overlaps '{other}' (line {other_line})", hint)
-                break
-        else:
-            valid.append((index, subject))
         if subject == ">":
             if not no_ack:
                 r.fail(
@@ -1161,6 +1207,16 @@ def _check_config(r: _Reader, config: Mapping[str, Any]) -> None:
 
     _check_limits(r, config)
     _check_flags(r, config)
+    description = config.get("description")
+    if isinstance(description, str) and len(description) <= MAX_DESCRIPTION_LEN:
+        size = len(description.encode())
+        if size > MAX_DESCRIPTION_LEN:  # the server counts bytes
+            r.fail(
+                "description",
+                f"the text takes {size} bytes in UTF-8, more than {MAX_DESCRIPTION_LEN}",
+                f"shorten it to at most {MAX_DESCRIPTION_LEN} bytes "
+                "(a non-ASCII character takes 2 to 4)",
+            )
     if mirror is not None:
         _check_mirror(r, config, mirror)
     for index, source in enumerate(sources):
@@ -1168,28 +1224,20 @@ def _check_config(r: _Reader, config: Mapping[str, Any]) -> None:
     _check_duplicate_sources(r, sources)
 
     transform = config.get("subject_transform")
-    src = transform.get("src") if isinstance(transform, dict) else None
-    if src and (bad := _subject_problem(src)):
-        r.fail("subject_transform.src", *bad)
+    if isinstance(transform, dict):
+        _check_transform(r, "subject_transform", transform)
+
+    if config.get("mirror_direct") is True and mirror is None:
+        r.fail(
+            "mirror_direct",
+            "mirror_direct serves direct gets for a mirror's origin, and this stream has no "
+            "mirror",
+            "remove mirror_direct, or add a mirror",
+        )
 
     republish = config.get("republish")
     if isinstance(republish, dict):
-        if republish.get("src") and (bad := _subject_problem(republish["src"])):
-            r.fail("republish.src", *bad)
-        dest = republish.get("dest")
-        if isinstance(dest, str) and not _subject_problem(dest):
-            own = subjects or (
-                [name] if isinstance(name, str) and not mirror and not sources else []
-            )
-            for subject in own:
-                if not _subject_problem(subject) and subjects_collide(dest, subject):
-                    r.fail(
-                        "republish.dest",
-                        f"'{dest}' overlaps the stream's own subject '{subject}', "
-                        "so republished messages would loop back into the stream",
-                        "choose a destination outside the stream's subjects",
-                    )
-                    break
+        _check_republish(r, config, republish)
 
     placement = config.get("placement")
     if isinstance(placement, dict) and placement.get("preferred"):
@@ -1208,7 +1256,11 @@ def _check_config(r: _Reader, config: Mapping[str, Any]) -> None:
                     "keys starting with '_nats.' belong to the server, which overwrites them",
                     "choose another key",
                 )
-        size = sum(len(k.encode()) + len(str(v).encode()) for k, v in metadata.items())
+        size = sum(  # the plan never sends '_nats.' keys, reported above
+            len(k.encode()) + len(str(v).encode())
+            for k, v in metadata.items()
+            if not k.startswith("_nats.")
+        )
         if size > MAX_METADATA_BYTES:
             r.fail(
                 "metadata",
@@ -1289,14 +1341,15 @@ def _check_flags(r: _Reader, config: Mapping[str, Any]) -> None:
     def off(flag: str) -> bool:
         return config.get(flag) is False
 
-    if on("deny_purge") and on("allow_rollup_hdrs"):
+    ttl = config.get("subject_delete_marker_ttl")
+    # with delete markers, deny_purge: true is reported below (the plan turns it off)
+    if on("deny_purge") and on("allow_rollup_hdrs") and not (isinstance(ttl, int) and ttl > 0):
         r.fail(
             "allow_rollup_hdrs",
             "rollups purge messages, which deny_purge: true forbids",
             "set deny_purge or allow_rollup_hdrs to false",
         )
 
-    ttl = config.get("subject_delete_marker_ttl")
     for cause, active in (
         ("subject_delete_marker_ttl", isinstance(ttl, int) and ttl > 0),
         ("allow_msg_schedules", on("allow_msg_schedules")),
@@ -1341,6 +1394,13 @@ def _check_flags(r: _Reader, config: Mapping[str, Any]) -> None:
             r.fail(at, "a counter stream cannot use discard: new", "remove discard: new")
         if on("allow_msg_ttl"):
             r.fail(at, "a counter stream cannot use message TTLs", "remove allow_msg_ttl: true")
+        elif isinstance(ttl, int) and ttl > 0:
+            r.fail(
+                at,
+                "a counter stream cannot use message TTLs, which subject_delete_marker_ttl "
+                "turns on",
+                "remove subject_delete_marker_ttl",
+            )
         if on("allow_msg_schedules"):
             r.fail(
                 at,
@@ -1404,14 +1464,14 @@ def _check_source(r: _Reader, path: str, source: Mapping[str, Any]) -> None:
     srcs: list[tuple[int, str]] = []
     for index, transform in enumerate(transforms):
         at = f"{path}.subject_transforms.{index}.src"
-        src = transform.get("src")
-        if not src:
+        if not _check_transform(r, f"{path}.subject_transforms.{index}", transform):
             continue
-        if bad := _subject_problem(src):
-            r.fail(at, *bad)
-            continue
+        src = transform.get("src") or ""
         for other_index, other in srcs:
-            if subjects_collide(src, other):
+            # the server's tests differ: any overlap for a mirror, a subset for a source
+            if _filters_overlap(src, other) if path == "mirror" else (
+                _filter_within(src, other) or _filter_within(other, src)
+            ):
                 line = r.where(f"{path}.subject_transforms.{other_index}.src").line
                 r.fail(
                     at,
@@ -1451,20 +1511,113 @@ def _check_source(r: _Reader, path: str, source: Mapping[str, Any]) -> None:
                     f"'{prefix}' is not a subject without wildcards",
                     "write a plain subject prefix such as '$JS.hub.API'",
                 )
+            elif key == "api" and prefix and subjects_collide(prefix, _API_PREFIX):
+                r.fail(
+                    f"{path}.external.api",
+                    f"'{prefix}' overlaps this server's own API ({_API_PREFIX})",
+                    "write the prefix under which the other domain's API is imported, "
+                    "such as '$JS.hub.API'",
+                )
+
+
+_API_PREFIX: Final = "$JS.API"
+
+
+def _filters_overlap(a: str, b: str) -> bool:
+    """The server's overlap test of two mirror filters (an empty filter is a literal '')."""
+    if a == b:
+        return True
+    if not a or not b:
+        return (a or b) == ">"
+    return subjects_collide(a, b)
+
+
+def _filter_within(a: str, b: str) -> bool:
+    """The server's subset test of two source filters (an empty filter is a literal '')."""
+    if b == ">":
+        return True
+    return bool(a) and bool(b) and subject_is_subset(a, b)
+
+
+def _check_transform(r: _Reader, path: str, transform: Mapping[str, Any]) -> bool:
+    """A stream, mirror or source transform; whether its src is a valid subject (or none)."""
+    src = transform.get("src") or ""
+    dest = transform.get("dest") or ""
+    if src and (bad := _subject_problem(src)):
+        r.fail(f"{path}.src", *bad)
+        return False
+    if error := transform_error(src, dest):
+        r.fail(f"{path}.dest", error, _TRANSFORM_HINT)
+    return True
+
+
+_TRANSFORM_HINT: Final = (
+    "write a subject whose tokens are literals, $n or {{wildcard(n)}} for the source's n-th "
+    "'*', other functions of them, and '>' at the end when the source ends in '>'"
+)
+
+
+def _check_republish(r: _Reader, config: Mapping[str, Any], republish: Mapping[str, Any]) -> None:
+    src = republish.get("src") or ">"  # the server's default, which the plan writes out
+    dest = republish.get("dest") or ""
+    if bad := _subject_problem(src):
+        r.fail("republish.src", *bad)
+        return
+    transform = config.get("subject_transform")
+    subjects = config.get("subjects") or []
+    if (
+        src == ">"
+        and dest == ">"
+        and isinstance(transform, dict)
+        and len(subjects) == 1
+        and transform.get("src") == subjects[0]
+        and transform.get("dest")
+    ):
+        shown = transform["dest"]
+        r.fail(
+            "republish",
+            "'>' to '>' next to a subject_transform of the stream's only subject would be "
+            f"read by the server as a republish of '{shown}'",
+            f"write src: '{shown}' and dest: '{shown}'",
+        )
+        return
+    name = config.get("name")
+    own = subjects or (
+        [name]
+        if isinstance(name, str) and "mirror" not in config and not config.get("sources")
+        else []
+    )
+    for subject in own:
+        if dest and not _subject_problem(subject) and subjects_collide(dest, subject):
+            r.fail(
+                "republish.dest",
+                f"'{dest}' overlaps the stream's own subject '{subject}', "
+                "so republished messages would loop back into the stream",
+                "choose a destination outside the stream's subjects",
+            )
+            return
+    if error := transform_error(src, dest, mapping=False):
+        r.fail("republish.dest", error, _TRANSFORM_HINT)
 
 
 def _check_duplicate_sources(r: _Reader, sources: Sequence[Mapping[str, Any]]) -> None:
+    # what the server tells sources apart by (`composeIName`, `composeCName`)
     seen: dict[tuple[Any, ...], int] = {}
+    consumers: dict[tuple[Any, ...], int] = {}
     for index, source in enumerate(sources):
-        external = source.get("external") or {}
+        external = source.get("external")
+        api = external.get("api") if isinstance(external, dict) else None
+        consumer = source.get("consumer")
+        consumer_name = consumer.get("name") if isinstance(consumer, dict) else None
         transforms = tuple(
-            (t.get("src", ""), t.get("dest", "")) for t in source.get("subject_transforms") or []
+            (t.get("src") or ">", t.get("dest") or ">")
+            for t in source.get("subject_transforms") or []
         )
         identity = (
             source.get("name"),
-            external.get("api"),
-            source.get("filter_subject") or ">",
-            transforms,
+            api,
+            consumer_name,
+            transforms or ((source.get("filter_subject") or ">", ">"),),
         )
         if identity in seen:
             line = r.where(f"sources.{seen[identity]}").line
@@ -1475,6 +1628,18 @@ def _check_duplicate_sources(r: _Reader, sources: Sequence[Mapping[str, Any]]) -
             )
         else:
             seen[identity] = index
+        if consumer_name is not None:
+            key = (source.get("name"), api, consumer_name)
+            if key in consumers:
+                line = r.where(f"sources.{consumers[key]}").line
+                r.fail(
+                    f"sources.{index}.consumer.name",
+                    f"consumer '{consumer_name}' of stream '{source.get('name')}' already "
+                    f"sources it at line {line}",
+                    "give each source of one stream its own consumer name",
+                )
+            else:
+                consumers[key] = index
 
 
 # --- checks across all documents --------------------------------------------------------------
@@ -1488,55 +1653,155 @@ class _Claim:
     implicit: bool
 
 
-class _SubjectIndex:
-    """Subjects of the streams seen so far, as a token tree, to find overlaps in one walk."""
-
-    def __init__(self) -> None:
-        self.children: dict[str, _SubjectIndex] = {}
-        self.claims: list[tuple[int, _Claim]] = []
-        self.order = 0
-
-    def add(self, claim: _Claim) -> None:
-        node = self
-        for token in claim.subject.split("."):
-            node = node.children.setdefault(token, _SubjectIndex())
-        self.order += 1
-        node.claims.append((self.order, claim))
-
-    def first_collision(self, subject: str) -> _Claim | None:
-        found = list(self._collisions(subject.split("."), 0))
-        return min(found, key=lambda c: c[0])[1] if found else None
-
-    def _collisions(self, tokens: list[str], index: int) -> Iterator[tuple[int, _Claim]]:
-        if index == len(tokens):
-            yield from self.claims
-            return
-        token = tokens[index]
-        if token == ">":
-            for child in self.children.values():
-                yield from child._all()
-            return
-        if ">" in self.children:
-            yield from self.children[">"].claims
-        if token == "*":
-            for key, child in self.children.items():
-                if key != ">":
-                    yield from child._collisions(tokens, index + 1)
-            return
-        for key in (token, "*"):
-            if key in self.children:
-                yield from self.children[key]._collisions(tokens, index + 1)
-
-    def _all(self) -> Iterator[tuple[int, _Claim]]:
-        yield from self.claims
-        for child in self.children.values():
-            yield from child._all()
-
-
 def _check_across(docs: Sequence[_Document]) -> None:
-    """Duplicate stream names and overlapping subjects, reported at the later declaration."""
+    """Duplicate stream names and overlapping subjects, reported at the later declaration;
+    then what the server checks against the streams a mirror or its sources read from."""
+    _check_names_and_subjects(docs)
+    declared: dict[str, StreamSpec] = {}
+    for doc in docs:
+        if doc.spec is not None and not doc.failed:
+            declared.setdefault(doc.spec.name, doc.spec)
+    for doc in docs:
+        if doc.spec is not None and not doc.failed and declared.get(doc.spec.name) is doc.spec:
+            doc.problems.extend(_check_origins(doc.spec, declared))
+
+
+def _stored_subjects(config: Mapping[str, Any]) -> list[str]:
+    """The subjects the server stores for a stream: its name when it lists none."""
+    subjects = list(config.get("subjects") or [])
+    if not subjects and "mirror" not in config and not config.get("sources"):
+        subjects = [config["name"]]
+    return subjects
+
+
+def _origins(config: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(path, mirror or source) of every stream this one reads from in its own domain."""
+    out: list[tuple[str, Mapping[str, Any]]] = []
+    mirror = config.get("mirror")
+    if isinstance(mirror, dict):
+        out.append(("mirror", mirror))
+    for index, source in enumerate(config.get("sources") or []):
+        out.append((f"sources.{index}", source))
+    return [(path, s) for path, s in out if "external" not in s]
+
+
+def _check_origins(spec: StreamSpec, declared: Mapping[str, StreamSpec]) -> list[Problem]:
+    """The server's checks that read the origin streams, when the manifests declare them:
+    what a mirror inherits, message sizes, delivery prefixes, and cycles."""
+    config = spec.config
+    problems: list[Problem] = []
+
+    def fail(path: str, message: str, hint: str) -> None:
+        problems.append(Problem(spec.where(path), path, message, hint))
+
+    own_size = config.get("max_msg_size", -1)
+    origin_subjects: list[str] = []
+    for path, source in _origins(config):
+        origin = declared.get(source.get("name", ""))
+        if origin is None:
+            continue
+        origin_subjects.extend(_stored_subjects(origin.config))
+        their_size = origin.config.get("max_msg_size", -1)
+        if 0 < own_size < their_size:
+            fail(
+                "max_msg_size",
+                f"{own_size} is below the max_msg_size of stream '{origin.name}' "
+                f"({their_size}), which this stream {'mirrors' if path == 'mirror' else 'sources'}",
+                f"write at least {their_size}, or remove max_msg_size",
+            )
+        if path == "mirror":
+            direct = origin.config.get("allow_direct") is True
+            if (config.get("mirror_direct") is True) != direct:
+                at = "mirror_direct" if "mirror_direct" in config else "mirror.name"
+                if direct:
+                    fail(
+                        at,
+                        f"stream '{origin.name}' allows direct gets, so its mirror serves them "
+                        "too and the server wants that written",
+                        "write mirror_direct: true",
+                    )
+                else:
+                    fail(
+                        at,
+                        f"stream '{origin.name}' does not allow direct gets, so its mirror "
+                        "cannot serve them",
+                        f"remove mirror_direct, or write allow_direct: true in '{origin.name}'",
+                    )
+
+    for path, source in _origins(config) + _external(config):
+        external = source.get("external")
+        prefix = external.get("deliver") if isinstance(external, dict) else None
+        if not prefix or _subject_problem(prefix) or not _is_literal(prefix):
+            continue
+        for subject in origin_subjects:
+            if subjects_collide(subject, f"{prefix}.{subject}"):
+                fail(
+                    f"{path}.external.deliver",
+                    f"messages delivered under '{prefix}' would match the subject '{subject}' "
+                    "of a stream this one reads from",
+                    "choose a delivery prefix that no subject of those streams matches",
+                )
+                break
+
+    if cycle := _find_cycle(spec, declared):
+        path, through = cycle
+        fail(
+            path,
+            f"reading from '{through}' leads back to stream '{spec.name}': the server refuses "
+            "a cycle of mirrors and sources",
+            "remove this mirror or source, or give the sources on the way a filter_subject "
+            "that the subjects of the stream they read from do not match",
+        )
+    return problems
+
+
+def _external(config: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    out: list[tuple[str, Mapping[str, Any]]] = []
+    mirror = config.get("mirror")
+    if isinstance(mirror, dict) and "external" in mirror:
+        out.append(("mirror", mirror))
+    for index, source in enumerate(config.get("sources") or []):
+        if "external" in source:
+            out.append((f"sources.{index}", source))
+    return out
+
+
+def _find_cycle(
+    spec: StreamSpec, declared: Mapping[str, StreamSpec]
+) -> tuple[str, str] | None:
+    """The server's cycle check (`checkStreamCfg`), walking the declared streams as if they
+    all existed: (path of this stream's mirror or source that leads back, the stream it
+    names), or None."""
+    # (config, subjects as the server sees them, the first step taken from `spec`)
+    queue: list[tuple[Mapping[str, Any], list[str], tuple[str, str] | None]] = [
+        (spec.config, list(spec.config.get("subjects") or []), None)
+    ]
+    visited: set[str] = set()
+    while queue:
+        config, subjects, first = queue.pop(0)
+        visited.add(config["name"])
+        for path, source in _origins(config):
+            name = source.get("name", "")
+            step = first or (f"{path}.name", name)
+            if path == "mirror":
+                if name in visited:
+                    return step
+            elif name in visited:
+                filter_subject = source.get("filter_subject") or ""
+                if not filter_subject or any(
+                    subjects_collide(s, filter_subject) for s in subjects
+                ):
+                    return step
+                continue
+            origin = declared.get(name)
+            if origin is not None and name not in visited:
+                queue.append((origin.config, _stored_subjects(origin.config), step))
+    return None
+
+
+def _check_names_and_subjects(docs: Sequence[_Document]) -> None:
     names: dict[str, Location] = {}
-    index = _SubjectIndex()
+    index: SubjectIndex[_Claim] = SubjectIndex()
     for doc in docs:
         spec = doc.spec
         if spec is None or not isinstance(spec.config.get("name"), str) or _name_problem(spec.name):
@@ -1588,4 +1853,4 @@ def _check_across(docs: Sequence[_Document]) -> None:
                 hint = "a message subject can belong to one stream only: narrow one of them"
             doc.problems.append(Problem(claim.location, path, message, hint))
         for _, claim in claims:
-            index.add(claim)
+            index.add(claim.subject, claim)

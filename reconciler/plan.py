@@ -131,6 +131,10 @@ def canonical(config: Config) -> dict[str, Any]:
     else:
         c.pop("metadata", None)
 
+    republish = c.get("republish")
+    if isinstance(republish, Mapping) and republish.get("dest") and not republish.get("src"):
+        c["republish"] = {**republish, "src": ">"}  # the server's default, refused if left out
+
     for key in _NESTED:
         value = _prune(c.get(key))
         if value:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+import socket
 import textwrap
 import time
 from pathlib import Path
@@ -19,6 +21,8 @@ from reconciler.manifest import (
     subjects_collide,
 )
 from reconciler.model import DriftMode, Location, Policy
+from reconciler.plan import desired_config
+from reconciler.subjects import SubjectIndex
 
 REPO = Path(__file__).resolve().parent.parent
 S = 1_000_000_000
@@ -1359,3 +1363,282 @@ def test_sealed_is_left_to_the_plan(here: Path) -> None:
     write("m.yaml", "name: archive\nsealed: true\ndeny_delete: true\n")
     (spec,) = load_or_raise(["m.yaml"])
     assert spec.config["sealed"] is True
+
+
+# --- what the server refuses, said before apply ------------------------------------------------
+
+HINT = (
+    "write a subject whose tokens are literals, $n or {{wildcard(n)}} for the source's n-th "
+    "'*', other functions of them, and '>' at the end when the source ends in '>'"
+)
+
+SERVER_RULES = [
+    (
+        "mirror_direct without a mirror",
+        "name: a\nmirror_direct: true\n",
+        [
+            "m.yaml:2:16: mirror_direct: mirror_direct serves direct gets for a mirror's origin, "
+            "and this stream has no mirror; remove mirror_direct, or add a mirror"
+        ],
+    ),
+    (
+        "republish from a literal to a '>' destination",
+        "name: a\nsubjects: [x.a]\nrepublish: {src: x.a, dest: rp.x.>}\n",
+        [
+            "m.yaml:3:29: republish.dest: 'rp.x.>' ends in '>', which only a source ending in "
+            f"'>' can fill; {HINT}"
+        ],
+    ),
+    (
+        "a mirror of a stream with direct gets, and a smaller max_msg_size",
+        "name: o\nallow_direct: true\nmax_msg_size: 1KiB\n---\n"
+        "name: m\nmirror: {name: o}\nmax_msg_size: 100\n",
+        [
+            "m.yaml:6:16: mirror.name: stream 'o' allows direct gets, so its mirror serves them "
+            "too and the server wants that written; write mirror_direct: true",
+            "m.yaml:7:15: max_msg_size: 100 is below the max_msg_size of stream 'o' (1024), which "
+            "this stream mirrors; write at least 1024, or remove max_msg_size",
+        ],
+    ),
+    (
+        "mirror_direct on a mirror of a stream without direct gets",
+        "name: o\n---\nname: m\nmirror: {name: o}\nmirror_direct: true\n",
+        [
+            "m.yaml:5:16: mirror_direct: stream 'o' does not allow direct gets, so its mirror "
+            "cannot serve them; remove mirror_direct, or write allow_direct: true in 'o'"
+        ],
+    ),
+    (
+        "a source with a smaller max_msg_size",
+        "name: o\nmax_msg_size: 1KiB\n---\nname: s\nsources: [{name: o}]\nmax_msg_size: 1000\n",
+        [
+            "m.yaml:6:15: max_msg_size: 1000 is below the max_msg_size of stream 'o' (1024), "
+            "which this stream sources; write at least 1024, or remove max_msg_size"
+        ],
+    ),
+    (
+        "a counter stream with delete markers",
+        "name: c\nallow_msg_counter: true\nsubject_delete_marker_ttl: 1s\n",
+        [
+            "m.yaml:2:20: allow_msg_counter: a counter stream cannot use message TTLs, which "
+            "subject_delete_marker_ttl turns on; remove subject_delete_marker_ttl"
+        ],
+    ),
+    (
+        "a NUL in a stream name",
+        'name: "a\\0b"\n',
+        ["m.yaml:1:7: name: 'a\x00b' contains a NUL character, which a name cannot have; "
+         "write 'a_b'"],
+    ),
+    (
+        "a stream that sources itself",
+        "name: a\nsources: [{name: a}]\n",
+        [
+            "m.yaml:2:18: sources.0.name: reading from 'a' leads back to stream 'a': the server "
+            "refuses a cycle of mirrors and sources; remove this mirror or source, or give the "
+            "sources on the way a filter_subject that the subjects of the stream they read from "
+            "do not match"
+        ],
+    ),
+    (
+        "two streams that source each other",
+        "name: a\nsubjects: [a]\nsources: [{name: b}]\n---\n"
+        "name: b\nsubjects: [b]\nsources: [{name: a}]\n",
+        [
+            "m.yaml:3:18: sources.0.name: reading from 'b' leads back to stream 'a': the server "
+            "refuses a cycle of mirrors and sources; remove this mirror or source, or give the "
+            "sources on the way a filter_subject that the subjects of the stream they read from "
+            "do not match",
+            "m.yaml:7:18: sources.0.name: reading from 'a' leads back to stream 'b': the server "
+            "refuses a cycle of mirrors and sources; remove this mirror or source, or give the "
+            "sources on the way a filter_subject that the subjects of the stream they read from "
+            "do not match",
+        ],
+    ),
+    (
+        "wildcard(5) with one wildcard",
+        'name: a\nsubjects: [a.*]\nsubject_transform: {src: a.*, dest: "x.{{wildcard(5)}}"}\n',
+        [
+            "m.yaml:3:37: subject_transform.dest: {{wildcard(5)}} refers to wildcard 5, but the "
+            f"source 'a.*' has only 1 '*' wildcard; {HINT}"
+        ],
+    ),
+    (
+        "a mirror transform with an unknown function",
+        'name: a\nmirror:\n  name: o\n  subject_transforms: [{src: o.*, dest: "x.{{upper(1)}}"}]\n',
+        [
+            "m.yaml:4:41: mirror.subject_transforms.0.dest: {{upper(1)}} is not a known function "
+            "(functions are {{wildcard(n)}} (or $n), {{partition(count,n...)}}, {{split(n,sep)}}, "
+            "{{splitFromLeft(n,pos)}}, {{splitFromRight(n,pos)}}, {{sliceFromLeft(n,size)}}, "
+            "{{sliceFromRight(n,size)}}, {{left(n,len)}}, {{right(n,len)}}, {{random(count)}}, "
+            f"where n counts the source's '*' wildcards from 1); {HINT}"
+        ],
+    ),
+    (
+        "name and description measured in bytes",
+        f"name: {'é' * 130}\ndescription: {'é' * 2100}\n",
+        [
+            "m.yaml:1:7: name: the name takes 260 bytes in UTF-8, more than 255; shorten it to "
+            "at most 255 bytes (a non-ASCII character takes 2 to 4)",
+            "m.yaml:2:14: description: the text takes 4200 bytes in UTF-8, more than 4096; "
+            "shorten it to at most 4096 bytes (a non-ASCII character takes 2 to 4)",
+        ],
+    ),
+    (
+        "an external source through this server's own API",
+        "name: a\nsources: [{name: b, external: {api: $JS.API}}]\n",
+        [
+            "m.yaml:2:37: sources.0.external.api: '$JS.API' overlaps this server's own API "
+            "($JS.API); write the prefix under which the other domain's API is imported, such "
+            "as '$JS.hub.API'"
+        ],
+    ),
+    (
+        "one durable consumer for two sources of a stream",
+        "name: a\nsources:\n"
+        "  - {name: b, consumer: {name: d, deliver_subject: x},"
+        " subject_transforms: [{src: b.a, dest: b.a}]}\n"
+        "  - {name: b, consumer: {name: d, deliver_subject: y}}\n",
+        [
+            "m.yaml:4:32: sources.1.consumer.name: consumer 'd' of stream 'b' already sources it "
+            "at line 3; give each source of one stream its own consumer name"
+        ],
+    ),
+    (
+        "a delivery prefix that the origin's subjects match",
+        "name: o\nsubjects: ['*.>']\nno_ack: true\n---\nname: a\n"
+        "sources: [{name: o}, {name: b, external: {api: $JS.hub.API, deliver: dl}}]\n",
+        [
+            "m.yaml:6:70: sources.1.external.deliver: messages delivered under 'dl' would match "
+            "the subject '*.>' of a stream this one reads from; choose a delivery prefix that no "
+            "subject of those streams matches"
+        ],
+    ),
+    (
+        "'>' to '>' beside a transform of the only subject",
+        "name: a\nsubjects: [a]\nsubject_transform: {src: a, dest: b}\n"
+        "republish: {src: '>', dest: '>'}\n",
+        [
+            "m.yaml:4:12: republish: '>' to '>' next to a subject_transform of the stream's only "
+            "subject would be read by the server as a republish of 'b'; write src: 'b' and "
+            "dest: 'b'"
+        ],
+    ),
+    (
+        "overlapping filters of a source are fine unless one contains the other",
+        "name: a\nsources:\n  - name: o\n    subject_transforms:\n"
+        "      - {src: 'o.*.b', dest: ''}\n      - {src: 'o.a.*', dest: ''}\n"
+        "      - {src: 'o.a.b', dest: ''}\n",
+        [
+            "m.yaml:7:15: sources.0.subject_transforms.2.src: 'o.a.b' overlaps 'o.*.b' (line 5); "
+            "the filters of one source must not overlap: narrow one of them"
+        ],
+    ),
+    (
+        "lone surrogates in a name, a description and a metadata key",
+        'name: "a\\uD800"\ndescription: "x\\ud83d\\ude00"\nmetadata:\n  "k\\udc00": v\n',
+        [
+            "m.yaml:1:7: name: 'a\\ud800' contains \\ud800, half of a UTF-16 surrogate pair, which "
+            "is not a character; remove the escape, or write the character it stands for",
+            "m.yaml:2:14: description: 'x\\ud83d\\ude00' contains \\ud83d, half of a UTF-16 "
+            "surrogate pair, which is not a character; write the character itself, or as one "
+            "escape: \\U0001F600 instead of \\ud83d\\ude00",
+            "m.yaml:4:3: metadata.k\\udc00: 'k\\udc00' contains \\udc00, half of a UTF-16 "
+            "surrogate pair, which is not a character; remove the escape, or write the "
+            "character it stands for",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [c[1:] for c in SERVER_RULES], ids=[c[0] for c in SERVER_RULES]
+)
+def test_server_rules(here: Path, text: str, expected: list[str]) -> None:
+    write("m.yaml", text)
+    assert [str(p) for p in load_manifests(["m.yaml"]).problems] == expected
+
+
+def test_a_republish_without_src_republishes_everything(here: Path) -> None:
+    """The server's default src is '>', but a pedantic create refuses a missing one."""
+    write("m.yaml", "name: a\nsubjects: [a.*]\nrepublish: {dest: 'rp.>'}\n")
+    (spec,) = load_or_raise(["m.yaml"])
+    assert desired_config(spec, None)["republish"] == {"src": ">", "dest": "rp.>"}
+
+
+# --- only regular files are read --------------------------------------------------------------
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_is_refused_not_read(here: Path) -> None:
+    os.mkfifo("given.yaml")
+    Path("dir").mkdir()
+    os.mkfifo("dir/found.yaml")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind("dir/sock.yaml")
+        assert [str(p) for p in load_manifests(["given.yaml", "dir"]).problems] == [
+            "dir/found.yaml: is a named pipe (FIFO): manifests are read from regular files "
+            "only; give the path of a manifest file, or of a directory of them",
+            "dir/sock.yaml: is a socket: manifests are read from regular files only; give the "
+            "path of a manifest file, or of a directory of them",
+            "given.yaml: is a named pipe (FIFO): manifests are read from regular files only; "
+            "give the path of a manifest file, or of a directory of them",
+        ]
+
+
+@pytest.mark.timeout(20)
+def test_a_device_is_refused_not_read(here: Path) -> None:
+    assert [str(p) for p in load_manifests(["/dev/zero"]).problems] == [
+        "/dev/zero: is a character device: manifests are read from regular files only; "
+        "give the path of a manifest file, or of a directory of them"
+    ]
+
+
+# --- the subject index: one walk, the same answer as comparing with every subject -------------
+
+
+def _random_subject(rng: random.Random) -> str:
+    tokens = [rng.choice(("a", "b", "c", "*")) for _ in range(rng.randint(1, 4))]
+    if rng.random() < 0.3:
+        tokens[-1] = ">"
+    return ".".join(tokens)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_subject_index_matches_brute_force(seed: int) -> None:
+    rng = random.Random(seed)
+    index: SubjectIndex[int] = SubjectIndex()
+    added: list[str] = []
+    for _ in range(200):
+        subject = _random_subject(rng)
+        expected = next((i for i, s in enumerate(added) if subjects_collide(subject, s)), None)
+        assert index.first_collision(subject) == expected, (seed, subject, added)
+        if rng.random() < 0.5:
+            index.add(subject, len(added))
+            added.append(subject)
+
+
+def test_twenty_thousand_subjects_in_one_stream(here: Path) -> None:
+    """Validates at all: 5,000 took 35 s when each subject was compared with every other."""
+    subjects = [f"app.s{i}.>" for i in range(10_000)] + [f"other.{i}.*" for i in range(9_999)]
+    line = f"subjects: [{', '.join(subjects)}, app.s42.x]"
+    write("m.yaml", f"name: big\n{line}\n")
+    result = load_manifests(["m.yaml"])
+    column = line.index("app.s42.x") + 1
+    assert [str(p) for p in result.problems] == [
+        f"m.yaml:2:{column}: subjects.19999: 'app.s42.x' overlaps 'app.s42.>' (line 2); "
+        "remove 'app.s42.x': 'app.s42.>' already covers it"
+    ]
+
+
+def test_subject_index_work_grows_linearly() -> None:
+    """One walk per subject, as long as the subject: the work for 20,000 subjects is a small
+    multiple of their tokens, where comparing each with every other took 200 million steps."""
+    index: SubjectIndex[int] = SubjectIndex()
+    for i in range(10_000):
+        for subject in (f"app.s{i}.>", f"other.{i}.*"):
+            assert index.first_collision(subject) is None
+            index.add(subject, i)
+    assert index.first_collision("app.s42.x") == 42
+    tokens = 20_000 * 3
+    assert index.visits < 4 * tokens
