@@ -144,6 +144,8 @@ class StoredMessage:
     time_ns: int
     payload_len: int
     headers_len: int = 0
+    marker: bool = False
+    """A subject delete marker (its headers name a `Nats-Marker-Reason`)."""
 
 
 @dataclass(frozen=True)

@@ -317,6 +317,8 @@ class _Limits:
     first_seq: int
     everything: str | None
     uncertain: str | None
+    config: Config
+    """The desired configuration: the limits a delete marker is stored under."""
 
     @classmethod
     def of(cls, desired: Config, old: Config, state: StreamState) -> _Limits:
@@ -340,6 +342,7 @@ class _Limits:
             first_seq=first_seq if purges else 0,
             everything=everything,
             uncertain=uncertain,
+            config=desired,
         )
 
     def needs_messages(self, old: Config) -> bool:
@@ -400,6 +403,32 @@ def predict_impact(
     return _replay(limits, old["storage"], state, sample)
 
 
+def _marker_size(subject: str, ttl_s: int, storage: str) -> int:
+    """Stored size of the delete marker nats-server writes when age empties `subject`."""
+    hours, rest = divmod(ttl_s, 3600)
+    minutes, seconds = divmod(rest, 60)
+    ttl = (f"{hours}h{minutes}m{seconds}s" if hours else
+           f"{minutes}m{seconds}s" if minutes else f"{seconds}s")  # Go's Duration.String
+    headers = (f"NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: {ttl}\r\n"
+               "Nats-Rollup: sub\r\n\r\n")
+    return stored_size(StoredMessage(0, subject, 0, 0, len(headers)), storage)
+
+
+def _marker_fits(config: Config, msgs: int, size_now: int, size: int, replaced: int) -> bool:
+    """Whether the store takes a marker that replaces a message of `replaced` bytes
+    (discard new refuses one over max_msgs or max_bytes, unless it replaces a message at the
+    per-subject limit)."""
+    if config["discard"] != "new":
+        return True
+    at_subject_limit = config["max_msgs_per_subject"] == 1
+    max_msgs, max_bytes = config["max_msgs"], config["max_bytes"]
+    if max_msgs > 0 and msgs >= max_msgs and not at_subject_limit:
+        return False
+    if max_bytes > 0 and size_now + size > max_bytes:
+        return at_subject_limit and replaced >= size
+    return True
+
+
 def _possible_causes(limits: _Limits) -> tuple[str, ...]:
     causes = [field for field, on in (
         ("max_msgs", limits.max_msgs > 0), ("max_bytes", limits.max_bytes > 0),
@@ -454,17 +483,50 @@ def _replay(
         if not sample.complete and any(n > limits.per_subject for n in counts.values()):
             exact = False
 
-    # max_age: from the oldest left, up to the first message young enough
+    # max_age: from the oldest left, up to the first message young enough. With
+    # subject_delete_marker_ttl, the last message of a subject is replaced by a marker: a new
+    # message that is stored under the stream's limits (with discard old it can push out the
+    # oldest; with discard new it can be refused, and the message then stays).
     if limits.max_age > 0:
         cutoff = sample.now_ns - limits.max_age
+        config = limits.config
+        marker_ttl = config["subject_delete_marker_ttl"] // 1_000_000_000
+        per_subject = Counter(m.subject for i, m in enumerate(messages) if i not in removed)
+        markers: list[int] = []  # sizes of the markers written, oldest first
         young = False
+        if marker_ttl > 0 and not sample.complete:
+            exact = False  # which message is the last of its subject is past the sample
         for i, m in enumerate(messages):
             if i in removed:
                 continue
             if m.time_ns > cutoff:
                 young = True
                 break
-            remove(i, "max_age")
+            if marker_ttl <= 0 or per_subject[m.subject] != 1 or m.marker:
+                remove(i, "max_age")
+                per_subject[m.subject] -= 1
+                continue
+            size = _marker_size(m.subject, marker_ttl, storage)
+            if not _marker_fits(config, left_msgs, left_bytes, size, sizes[i]):
+                continue
+            markers.append(size)
+            left_msgs += 1
+            left_bytes += size
+            if config["discard"] == "old":
+                for cause, limit in (("max_msgs", config["max_msgs"]),
+                                     ("max_bytes", config["max_bytes"])):
+                    for j in range(len(messages)):
+                        if limit <= 0 or not over(cause, limit):
+                            break
+                        if j not in removed:
+                            remove(j, "max_age")
+                            per_subject[messages[j].subject] -= 1
+                    while limit > 0 and over(cause, limit) and markers:
+                        left_msgs -= 1
+                        left_bytes -= markers.pop(0)
+            if i not in removed:  # the marker rolls the subject up
+                remove(i, "max_age")
+                per_subject[m.subject] -= 1
         if not young and not sample.complete and left_msgs > 0:
             exact = False
 

@@ -455,6 +455,40 @@ def test_first_seq_on_a_memory_stream_loses_nothing() -> None:
     assert plan.action is Action.UPDATE and plan.impact is None
 
 
+def sdm_stream(published: list[tuple[str, int]], **config: Any) -> tuple[LiveStream,
+                                                                          MessageSample]:
+    """Messages (subject, age in s) of a stream with subject delete markers, now = 100 s."""
+    msgs = tuple(StoredMessage(i + 1, subj, (100 - age) * S, 0)
+                 for i, (subj, age) in enumerate(published))
+    stream = live(with_live(subjects=["r.*"], subject_delete_marker_ttl=3600 * S,
+                            allow_msg_ttl=True, allow_rollup_hdrs=True, **config),
+                  messages=len(msgs), bytes=33 * len(msgs), first_seq=1, last_seq=len(msgs))
+    return stream, MessageSample(msgs, True, None, now_ns=100 * S)
+
+
+def test_a_delete_marker_can_push_out_the_oldest_with_discard_old() -> None:
+    # r.a (old) and r.a (young): 66 bytes within max_bytes 83; age takes the old one without
+    # a marker. With r.b old instead, its marker (22+3+4+76+8 = 113 bytes) is stored, and
+    # max_bytes then pushes out the young r.a too.
+    marker = dict(subject_delete_marker_ttl=3600 * S)
+    stream, sample = sdm_stream([("r.a", 50), ("r.a", 1)])
+    plan = plan_stream(spec(subjects=["r.*"], max_age=10 * S, max_bytes=83, **marker),
+                       stream, sample)
+    assert plan.impact == Impact(1, 33, True, ("max_age",))
+    stream, sample = sdm_stream([("r.b", 50), ("r.a", 1)])
+    plan = plan_stream(spec(subjects=["r.*"], max_age=10 * S, max_bytes=83, **marker),
+                       stream, sample)
+    assert plan.impact == Impact(2, 66, True, ("max_age",))
+
+
+def test_a_delete_marker_refused_by_discard_new_keeps_the_message() -> None:
+    marker = dict(subject_delete_marker_ttl=3600 * S, discard="new", max_msgs=2)
+    stream, sample = sdm_stream([("r.a", 50), ("r.b", 50)], discard="new", max_msgs=2)
+    plan = plan_stream(spec(subjects=["r.*"], max_age=10 * S, **marker), stream, sample)
+    # the stream is full: neither marker is stored, so neither message goes
+    assert plan.impact is None
+
+
 def test_a_missing_sample_is_never_taken_for_no_loss() -> None:
     stream, _ = seeded(SEED_SUBJECTS)
     plan = plan_stream(spec(subjects=["events.*"], max_msgs=2), stream, None)

@@ -520,12 +520,16 @@ async def test_age_expiry_writes_a_delete_marker_for_each_subject_it_empties(
     await asyncio.sleep(1.2)
     await api.publish("r.a")
     body = {**base, "max_age": SECOND, "duplicate_window": SECOND}
-    messages, first, _ = state_of(await api.ok("STREAM.UPDATE.r", body))
+    messages, first, size = state_of(await api.ok("STREAM.UPDATE.r", body))
     # r.a keeps 4; r.b loses both (2, 3) and gets one marker (5); seq 1 goes without one
     assert (messages, first) == (2, 4)
     marker = (await api.ok("STREAM.MSG.GET.r", {"seq": 5}))["message"]
     assert marker["subject"] == "r.b"
-    assert b"Nats-Marker-Reason: MaxAge" in base64.b64decode(marker["hdrs"])
+    headers = (b"NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: 1h0m0s\r\n"
+               b"Nats-Rollup: sub\r\n\r\n")
+    assert base64.b64decode(marker["hdrs"]) == headers
+    stored = file_size if storage == "file" else memory_size
+    assert size == stored("r.a", 0) + stored("r.b", 0, len(headers))
 
 
 async def restarted(server: NatsServer, api: Api) -> Api:
