@@ -150,13 +150,26 @@ def _b64_len(data: str | None) -> int:
 
 def stored_message(message: Mapping[str, Any]) -> StoredMessage:
     """The `message` of a `$JS.API.STREAM.MSG.GET` response as our `StoredMessage`."""
+    headers = message.get("hdrs")
     return StoredMessage(
         seq=int(message["seq"]),
         subject=message["subject"],
         time_ns=parse_time_ns(message.get("time")),
         payload_len=_b64_len(message.get("data")),
-        headers_len=_b64_len(message.get("hdrs")),
+        headers_len=_b64_len(headers),
+        marker=_MARKER_HEADER in _b64_bytes(headers or ""),
     )
+
+
+#: the header that makes a message a subject delete marker
+_MARKER_HEADER = b"\r\nNats-Marker-Reason:"
+
+
+def _b64_bytes(data: str) -> bytes:
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return b""
 
 
 def parse_advisory(

@@ -144,6 +144,8 @@ class StoredMessage:
     time_ns: int
     payload_len: int
     headers_len: int = 0
+    marker: bool = False
+    """A subject delete marker (its headers name a `Nats-Marker-Reason`)."""
 
 
 @dataclass(frozen=True)
@@ -180,18 +182,24 @@ class FieldChange:
 
 @dataclass(frozen=True)
 class Impact:
-    """What applying a change discards from a stream's stored messages."""
+    """Stored messages a change removes, now or at the server's next restart.
 
-    messages: int = 0
-    bytes: int = 0
+    There is no zero impact: a change that removes nothing has none (None). `messages` and
+    `bytes` count the removed messages and the bytes they take in the stream's accounting;
+    the delete markers the server may write in their place are not counted.
+    """
+
+    messages: int
+    bytes: int
     exact: bool = True
-    """False when the stream was too large to read whole: the numbers are a lower bound."""
+    """False when the figures are a lower bound: the stream was too large to read whole, or
+    what goes depends on consumers' acknowledgements (then the figures may be 0)."""
     causes: tuple[str, ...] = ()
-    """The fields whose change discards data (e.g. `max_bytes`, `retention`)."""
+    """The fields whose change removes messages (e.g. `max_bytes`, `retention`)."""
 
-    @property
-    def loses_data(self) -> bool:
-        return self.messages > 0 or self.bytes > 0
+    def __post_init__(self) -> None:
+        if self.exact and self.messages <= 0:
+            raise ValueError("an exact impact removes at least one message; use None")
 
 
 @dataclass(frozen=True)

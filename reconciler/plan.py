@@ -25,6 +25,7 @@ from reconciler.model import (
     StoredMessage,
     StreamPlan,
     StreamSpec,
+    StreamState,
 )
 from reconciler.units import format_timestamp, parse_timestamp
 
@@ -301,6 +302,58 @@ def _tighter(new: int, old: int) -> bool:
     return new > 0 and (old <= 0 or new < old)
 
 
+@dataclass(frozen=True)
+class _Limits:
+    """What an update does to stored messages, in the order the server does it.
+
+    nats-server's `updateWithAdvisory` changes retention first (limits -> interest without
+    consumers removes everything); then the store's `UpdateConfig` (file and memory alike)
+    enforces `max_msgs`, then `max_bytes` (both only with discard old), then the per-subject
+    limit (only when it is lowered or newly set), then expires messages past `max_age` (from
+    the oldest, up to the first one young enough). A file stream whose first message is
+    below a changed `first_seq` is purged whole when the server next starts.
+    """
+
+    max_msgs: int
+    max_bytes: int
+    per_subject: int
+    max_age: int
+    first_seq: int
+    everything: str | None
+    uncertain: str | None
+    config: Config
+    """The desired configuration: the limits a delete marker is stored under."""
+
+    @classmethod
+    def of(cls, desired: Config, old: Config, state: StreamState) -> _Limits:
+        discard_old = desired["discard"] == "old"
+        max_msgs, max_bytes = desired["max_msgs"], desired["max_bytes"]
+        everything = uncertain = None
+        if old["retention"] == "limits" and desired["retention"] == "interest":
+            if state.consumer_count == 0:
+                everything = "retention"
+            else:  # messages every consumer acknowledged go: not knowable from here
+                uncertain = "retention"
+        first_seq = desired["first_seq"]
+        purges = (old["storage"] == "file" and first_seq != old["first_seq"]
+                  and first_seq > state.first_seq)
+        return cls(
+            max_msgs=max_msgs if discard_old and 0 < max_msgs < state.messages else -1,
+            max_bytes=max_bytes if discard_old and 0 < max_bytes < state.bytes else -1,
+            per_subject=(desired["max_msgs_per_subject"] if _tighter(
+                desired["max_msgs_per_subject"], old["max_msgs_per_subject"]) else -1),
+            max_age=desired["max_age"],
+            first_seq=first_seq if purges else 0,
+            everything=everything,
+            uncertain=uncertain,
+            config=desired,
+        )
+
+    def needs_messages(self, old: Config) -> bool:
+        return (self.max_msgs > 0 or self.max_bytes > 0 or self.per_subject > 0
+                or _tighter(self.max_age, old["max_age"]))
+
+
 def sample_request(desired: Config, live: LiveStream) -> SampleRequest | None:
     """Whether predicting the impact of `desired` needs the live stream's messages read."""
     if live.state.messages == 0:
@@ -308,16 +361,10 @@ def sample_request(desired: Config, live: LiveStream) -> SampleRequest | None:
     old = canonical(live.config)
     if desired == old:
         return None
-    per_subject = _tighter(desired["max_msgs_per_subject"], old["max_msgs_per_subject"])
-    discards_old = desired["discard"] == "old"
-    exceeds = discards_old and (
-        (desired["max_msgs"] > 0 and live.state.messages > desired["max_msgs"])
-        or (desired["max_bytes"] > 0 and live.state.bytes > desired["max_bytes"])
-    )
-    ages = _tighter(desired["max_age"], old["max_age"])
-    if per_subject or exceeds or ages:
-        return SampleRequest(subject_counts=per_subject)
-    return None
+    limits = _Limits.of(desired, old, live.state)
+    if limits.everything or limits.uncertain or not limits.needs_messages(old):
+        return None
+    return SampleRequest(subject_counts=limits.per_subject > 0)
 
 
 def stored_size(message: StoredMessage, storage: str) -> int:
@@ -333,99 +380,176 @@ def stored_size(message: StoredMessage, storage: str) -> int:
 def predict_impact(
     desired: Config, live: LiveStream, sample: MessageSample | None
 ) -> Impact | None:
-    """Messages and bytes that applying `desired` (canonical) discards from `live`.
+    """Messages and bytes that applying `desired` (canonical) removes from `live`, now or at
+    the server's next restart; None when nothing can be lost.
 
-    Removal follows the server: messages past the new max_age expire, each subject keeps its
-    newest `max_msgs_per_subject`, and with discard old the oldest go until `max_msgs` and
-    `max_bytes` hold. Switching retention from limits to interest on a stream without
-    consumers removes everything. Returns None when nothing can be lost.
+    The removal is replayed on the sampled messages in the server's order (see `_Limits`).
+    The figures are exact when the sample holds every message the limits reach; otherwise
+    they count what the sample shows will go and are a lower bound (`exact` false). Delete
+    markers the server writes for subjects that age empties are not counted.
     """
     state = live.state
     if state.messages == 0:
         return None
     old = canonical(live.config)
-    if old["retention"] == "limits" and desired["retention"] == "interest":
-        if state.consumer_count == 0:
-            return Impact(state.messages, state.bytes, True, ("retention",))
-        # Messages every consumer has acknowledged go; which those are is not knowable here.
-        return Impact(0, 0, False, ("retention",))
-    if sample is None:
-        return None
+    limits = _Limits.of(desired, old, state)
+    if limits.everything:
+        return Impact(state.messages, state.bytes, True, (limits.everything,))
+    if limits.uncertain:
+        return Impact(0, 0, False, (limits.uncertain,))
+    if not limits.needs_messages(old):
+        if limits.first_seq:
+            return Impact(state.messages, state.bytes, True, ("first_seq",))
+        if sample is None:
+            return None
+    if sample is None:  # needed, not read: never taken for "nothing lost"
+        return Impact(0, 0, False, _possible_causes(limits))
+    return _replay(limits, old["storage"], state, sample)
 
-    storage = old["storage"]
-    max_age, per_subject = desired["max_age"], desired["max_msgs_per_subject"]
-    discard_old = desired["discard"] == "old"
-    max_msgs = desired["max_msgs"] if discard_old else -1
-    max_bytes = desired["max_bytes"] if discard_old else -1
-    cutoff = sample.now_ns - max_age if max_age > 0 else None
 
-    counts: Counter[str] = Counter(sample.subject_counts or {})
-    if not sample.subject_counts:
-        counts.update(m.subject for m in sample.messages)
-    if per_subject > 0:
-        excess = {s: n - per_subject for s, n in counts.items() if n > per_subject}
-    else:
-        excess = {}
+def _marker_size(subject: str, ttl_s: int, storage: str) -> int:
+    """Stored size of the delete marker nats-server writes when age empties `subject`."""
+    hours, rest = divmod(ttl_s, 3600)
+    minutes, seconds = divmod(rest, 60)
+    ttl = (f"{hours}h{minutes}m{seconds}s" if hours else
+           f"{minutes}m{seconds}s" if minutes else f"{seconds}s")  # Go's Duration.String
+    headers = (f"NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: {ttl}\r\n"
+               "Nats-Rollup: sub\r\n\r\n")
+    return stored_size(StoredMessage(0, subject, 0, 0, len(headers)), storage)
 
-    messages = list(sample.messages)
-    removed: set[int] = set()
-    causes: set[str] = set()
-    # 1. age, 2. per subject: both pick messages by their own rule
-    for i, m in enumerate(messages):
-        if cutoff is not None and m.time_ns <= cutoff:
-            removed.add(i)
-            causes.add("max_age")
-            if excess.get(m.subject, 0) > 0:
-                excess[m.subject] -= 1
-    for i, m in enumerate(messages):
-        if i not in removed and excess.get(m.subject, 0) > 0:
-            removed.add(i)
-            excess[m.subject] -= 1
-            causes.add("max_msgs_per_subject")
-    # 3. count and 4. size: the oldest of what is left
-    remaining_msgs = state.messages - len(removed)
-    remaining_bytes = state.bytes - sum(stored_size(messages[i], storage) for i in removed)
-    for field, limit in (("max_msgs", max_msgs), ("max_bytes", max_bytes)):
+
+def _marker_fits(config: Config, msgs: int, size_now: int, size: int, replaced: int) -> bool:
+    """Whether the store takes a marker that replaces a message of `replaced` bytes
+    (discard new refuses one over max_msgs or max_bytes, unless it replaces a message at the
+    per-subject limit)."""
+    if config["discard"] != "new":
+        return True
+    at_subject_limit = config["max_msgs_per_subject"] == 1
+    max_msgs, max_bytes = config["max_msgs"], config["max_bytes"]
+    if max_msgs > 0 and msgs >= max_msgs and not at_subject_limit:
+        return False
+    if max_bytes > 0 and size_now + size > max_bytes:
+        return at_subject_limit and replaced >= size
+    return True
+
+
+def _possible_causes(limits: _Limits) -> tuple[str, ...]:
+    causes = [field for field, on in (
+        ("max_msgs", limits.max_msgs > 0), ("max_bytes", limits.max_bytes > 0),
+        ("max_age", limits.max_age > 0), ("max_msgs_per_subject", limits.per_subject > 0),
+        ("first_seq", limits.first_seq > 0),
+    ) if on]
+    return tuple(sorted(causes, key=_field_order))
+
+
+def _replay(
+    limits: _Limits, storage: str, state: StreamState, sample: MessageSample
+) -> Impact | None:
+    messages = sample.messages
+    sizes = [stored_size(m, storage) for m in messages]
+    removed: dict[int, str] = {}  # index in `messages` -> the field that removes it
+    exact = True
+    left_msgs, left_bytes = state.messages, state.bytes
+
+    def remove(i: int, cause: str) -> None:
+        nonlocal left_msgs, left_bytes
+        removed[i] = cause
+        left_msgs -= 1
+        left_bytes -= sizes[i]
+
+    def over(cause: str, limit: int) -> bool:
+        return (left_msgs if cause == "max_msgs" else left_bytes) > limit
+
+    # max_msgs, then max_bytes: the oldest go until the stream is within the limit
+    for cause, limit in (("max_msgs", limits.max_msgs), ("max_bytes", limits.max_bytes)):
         if limit <= 0:
             continue
-        for i, m in enumerate(messages):
-            over = remaining_msgs > limit if field == "max_msgs" else remaining_bytes > limit
-            if not over:
+        for i in range(len(messages)):
+            if not over(cause, limit):
                 break
+            if i not in removed:
+                remove(i, cause)
+        exact = exact and not over(cause, limit)
+
+    # the per-subject limit: each subject keeps its newest
+    if limits.per_subject > 0:
+        if sample.complete or sample.subject_counts is None:
+            counts = Counter(m.subject for m in messages)
+        else:
+            counts = Counter(sample.subject_counts)
+        for i, m in enumerate(messages):
+            if i in removed:
+                counts[m.subject] -= 1
+        for i, m in enumerate(messages):
+            if i not in removed and counts[m.subject] > limits.per_subject:
+                remove(i, "max_msgs_per_subject")
+                counts[m.subject] -= 1
+        if not sample.complete and any(n > limits.per_subject for n in counts.values()):
+            exact = False
+
+    # max_age: from the oldest left, up to the first message young enough. With
+    # subject_delete_marker_ttl, the last message of a subject is replaced by a marker: a new
+    # message that is stored under the stream's limits (with discard old it can push out the
+    # oldest; with discard new it can be refused, and the message then stays).
+    if limits.max_age > 0:
+        cutoff = sample.now_ns - limits.max_age
+        config = limits.config
+        marker_ttl = config["subject_delete_marker_ttl"] // 1_000_000_000
+        per_subject = Counter(m.subject for i, m in enumerate(messages) if i not in removed)
+        markers: list[int] = []  # sizes of the markers written, oldest first
+        young = False
+        if marker_ttl > 0 and not sample.complete:
+            exact = False  # which message is the last of its subject is past the sample
+        for i, m in enumerate(messages):
             if i in removed:
                 continue
-            removed.add(i)
-            causes.add(field)
-            remaining_msgs -= 1
-            remaining_bytes -= stored_size(m, storage)
+            if m.time_ns > cutoff:
+                young = True
+                break
+            if marker_ttl <= 0 or per_subject[m.subject] != 1 or m.marker:
+                remove(i, "max_age")
+                per_subject[m.subject] -= 1
+                continue
+            size = _marker_size(m.subject, marker_ttl, storage)
+            if not _marker_fits(config, left_msgs, left_bytes, size, sizes[i]):
+                continue
+            markers.append(size)
+            left_msgs += 1
+            left_bytes += size
+            if config["discard"] == "old":
+                for cause, limit in (("max_msgs", config["max_msgs"]),
+                                     ("max_bytes", config["max_bytes"])):
+                    for j in range(len(messages)):
+                        if limit <= 0 or not over(cause, limit):
+                            break
+                        if j not in removed:
+                            remove(j, "max_age")
+                            per_subject[messages[j].subject] -= 1
+                    while limit > 0 and over(cause, limit) and markers:
+                        left_msgs -= 1
+                        left_bytes -= markers.pop(0)
+            if i not in removed:  # the marker rolls the subject up
+                remove(i, "max_age")
+                per_subject[m.subject] -= 1
+        if not young and not sample.complete and left_msgs > 0:
+            exact = False
 
-    lost_msgs = len(removed)
-    lost_bytes = sum(stored_size(messages[i], storage) for i in removed)
-    exact = sample.complete or _prefix_decides(
-        messages, removed, cutoff, excess, remaining_msgs, max_msgs, remaining_bytes, max_bytes
-    )
-    if not lost_msgs and exact:
-        return Impact(0, 0, True, ())
-    return Impact(lost_msgs, lost_bytes, exact, tuple(sorted(causes, key=_field_order)))
+    # first_seq: the whole stream goes at the next restart if a survivor is below it
+    if limits.first_seq > 0:
+        first_left = next((m.seq for i, m in enumerate(messages) if i not in removed), None)
+        if first_left is None and not sample.complete and left_msgs > 0:
+            last_read = messages[-1].seq if messages else state.first_seq - 1
+            if last_read + 1 < limits.first_seq:
+                exact = False  # the first survivor is past the sample
+        elif first_left is not None and first_left < limits.first_seq:
+            causes = tuple(sorted({*removed.values(), "first_seq"}, key=_field_order))
+            return Impact(state.messages, state.bytes, True, causes)
 
-
-def _prefix_decides(
-    messages: Sequence[StoredMessage], removed: set[int], cutoff: int | None,
-    excess: Mapping[str, int], remaining_msgs: int, max_msgs: int,
-    remaining_bytes: int, max_bytes: int,
-) -> bool:
-    """With only a prefix read: is the unread rest certain to survive?"""
-    if any(n > 0 for n in excess.values()):
-        return False
-    if max_msgs > 0 and remaining_msgs > max_msgs:
-        return False
-    if max_bytes > 0 and remaining_bytes > max_bytes:
-        return False
-    if cutoff is not None:
-        survivors = [m for i, m in enumerate(messages) if i not in removed]
-        if not survivors or survivors[-1].time_ns <= cutoff:
-            return False
-    return True
+    if not removed:
+        return None if exact else Impact(0, 0, False, _possible_causes(limits))
+    lost_bytes = sum(sizes[i] for i in removed)
+    return Impact(len(removed), lost_bytes, exact,
+                  tuple(sorted(set(removed.values()), key=_field_order)))
 
 
 # --- the plan --------------------------------------------------------------------------------
@@ -461,7 +585,7 @@ def plan_stream(
 
     reasons = list(blocked_reasons(config, live_canonical))
     impact = predict_impact(config, live, sample)
-    if impact is not None and (impact.loses_data or not impact.exact):
+    if impact is not None:
         allowed = allow_data_loss or spec.policy.allow_data_loss
         if not allowed:
             reasons.append(
@@ -476,12 +600,16 @@ def plan_stream(
 
 def describe_impact(impact: Impact) -> str:
     causes = ", ".join(impact.causes) or "this change"
+    later = (", first_seq at the server's next restart"
+             if "first_seq" in impact.causes else "")
     if not impact.exact and impact.messages == 0:
-        return f"{causes} may discard stored messages (the number cannot be known in advance)"
+        return (f"{causes} may discard stored messages (the number cannot be known in "
+                f"advance){later}")
     qualifier = "at least " if not impact.exact else ""
     return (
         f"{causes} would discard {qualifier}{impact.messages} "
-        f"{'message' if impact.messages == 1 else 'messages'} ({qualifier}{impact.bytes} bytes)"
+        f"{'message' if impact.messages == 1 else 'messages'} ({qualifier}{impact.bytes} "
+        f"bytes){later}"
     )
 
 

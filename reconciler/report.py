@@ -79,7 +79,7 @@ def render_text(plan: Plan, *, colour: bool = False) -> str:
                      + f"{_where(stream)}: {style(verb, fg)}")
         for change in stream.changes:
             lines.append(f"    {_change_line(change, stream.action)}")
-        if stream.impact and stream.impact.loses_data and stream.action is Action.UPDATE:
+        if stream.impact and stream.action is Action.UPDATE:
             lines.append(style(f"    data loss (allowed): {describe_impact(stream.impact)}",
                                "yellow"))
         for reason in stream.reasons:
@@ -159,7 +159,7 @@ def render_markdown(plan: Plan) -> str:
                 [f"`{_change_line(c, s.action)}`" for c in s.changes]
                 + [f"⚠️ {r}" for r in s.reasons]
                 + ([f"data loss (allowed): {describe_impact(s.impact)}"]
-                   if s.impact and s.impact.loses_data and s.action is Action.UPDATE else [])
+                   if s.impact and s.action is Action.UPDATE else [])
             )
             lines.append(f"| {_SYMBOL[s.action]} | `{s.name}` | {s.action} | {detail} |")
         lines.append("")

@@ -264,9 +264,9 @@ def messages(subjects: list[str], t0: int = 1_000 * S, step: int = MS,
     return tuple(StoredMessage(i + 1, s, t0 + i * step, payload) for i, s in enumerate(subjects))
 
 
-def seeded(subjects: list[str], storage: str = "file", payload: int = 0,
+def seeded(published: list[str], storage: str = "file", payload: int = 0,
            **config: Any) -> tuple[LiveStream, MessageSample]:
-    msgs = messages(subjects, payload=payload)
+    msgs = messages(published, payload=payload)
     total = sum(stored_size(m, storage) for m in msgs)
     stream = live(with_live(storage=storage, **config), messages=len(msgs), bytes=total,
                   first_seq=1, last_seq=len(msgs), first_ts_ns=msgs[0].time_ns)
@@ -285,7 +285,7 @@ def test_seed_limits_within_reach_lose_nothing() -> None:
     for change in ({"max_msgs": 10}, {"max_bytes": 300}):
         plan = plan_stream(spec(subjects=["events.*"], **change), stream, sample)
         assert plan.action is Action.UPDATE
-        assert plan.impact in (None, Impact(0, 0, True, ()))
+        assert plan.impact is None
 
 
 def test_seed_max_bytes_after_twelve_messages() -> None:
@@ -325,7 +325,7 @@ def test_memory_storage_sizes() -> None:
 def test_discard_new_drops_nothing_until_it_flips_to_old() -> None:
     stream, sample = seeded(SEED_SUBJECTS, discard="new")
     kept = plan_stream(spec(subjects=["events.*"], discard="new", max_msgs=2), stream, sample)
-    assert kept.action is Action.UPDATE and kept.impact in (None, Impact())
+    assert kept.action is Action.UPDATE and kept.impact is None
     # the stream now holds more than its limit; flipping discard to old trims it
     over, sample = seeded(SEED_SUBJECTS, discard="new", max_msgs=2)
     flip = plan_stream(spec(subjects=["events.*"], discard="old", max_msgs=2), over, sample)
@@ -375,6 +375,130 @@ def test_a_prefix_that_reaches_the_survivors_is_exact() -> None:
     plan = plan_stream(spec(subjects=["events.*"], max_msgs=22), stream, partial)
     assert plan.impact is not None and plan.impact.exact
     assert plan.impact.messages == 2
+
+
+def test_max_msgs_is_enforced_before_the_per_subject_limit() -> None:
+    # the server drops r.a for max_msgs, then the older r.b for the per-subject limit
+    stream, sample = seeded(["r.a", "r.b", "r.b"], subjects=["r.*"])
+    plan = plan_stream(spec(subjects=["r.*"], max_msgs=2, max_msgs_per_subject=1), stream,
+                       sample)
+    assert plan.impact == Impact(2, 2 * 33, True, ("max_msgs", "max_msgs_per_subject"))
+
+
+def test_max_bytes_is_enforced_before_the_per_subject_limit() -> None:
+    stream, sample = seeded(["r.a", "r.b", "r.b"], subjects=["r.*"])
+    plan = plan_stream(spec(subjects=["r.*"], max_bytes=2 * 33, max_msgs_per_subject=1),
+                       stream, sample)
+    assert plan.impact == Impact(2, 2 * 33, True, ("max_bytes", "max_msgs_per_subject"))
+
+
+def test_discard_flip_enforces_an_existing_max_msgs_before_the_per_subject_limit() -> None:
+    stream, sample = seeded(["r.a", "r.b", "r.b", "r.c"], subjects=["r.*"], discard="new",
+                            max_msgs=3)
+    plan = plan_stream(spec(subjects=["r.*"], max_msgs=3, max_msgs_per_subject=1), stream,
+                       sample)
+    # max_msgs: seq 1; per subject: seq 2
+    assert plan.impact == Impact(2, 66, True, ("max_msgs", "max_msgs_per_subject"))
+
+
+def test_age_expiry_comes_after_the_per_subject_limit() -> None:
+    # two old messages (r.a, r.b), then r.a, r.a, r.c: per subject 1 drops 1 and 3, age 2
+    msgs = (*messages(["r.a", "r.b"]), *messages(["r.a", "r.a", "r.c"], t0=2_000 * S))
+    msgs = tuple(StoredMessage(i + 1, m.subject, m.time_ns, 0) for i, m in enumerate(msgs))
+    stream = live(with_live(subjects=["r.*"]), messages=5, bytes=5 * 33, first_seq=1,
+                  last_seq=5)
+    sample = MessageSample(msgs, True, None, now_ns=2_000 * S + 10 * S)
+    plan = plan_stream(spec(subjects=["r.*"], max_age=100 * S, max_msgs_per_subject=1),
+                       stream, sample)
+    assert plan.impact == Impact(3, 99, True, ("max_age", "max_msgs_per_subject"))
+
+
+def test_age_expiry_stops_at_the_first_message_young_enough() -> None:
+    # the server walks from the oldest and stops at the first message inside max_age
+    msgs = (StoredMessage(1, "r.a", 10 * S, 0), StoredMessage(2, "r.a", 100 * S, 0),
+            StoredMessage(3, "r.a", 5 * S, 0))
+    stream = live(with_live(subjects=["r.*"]), messages=3, bytes=99, first_seq=1, last_seq=3)
+    sample = MessageSample(msgs, True, None, now_ns=110 * S)
+    plan = plan_stream(spec(subjects=["r.*"], max_age=50 * S), stream, sample)
+    assert plan.impact == Impact(1, 33, True, ("max_age",))
+
+
+def test_raising_first_seq_purges_a_file_stream_at_its_next_restart() -> None:
+    stream, sample = seeded(["r.a"] * 10, subjects=["r.*"])
+    plan = plan_stream(spec(subjects=["r.*"], first_seq=1000), stream, None)
+    assert plan.action is Action.BLOCKED
+    assert plan.impact == Impact(10, 330, True, ("first_seq",))
+    assert plan.reasons == (
+        "first_seq would discard 10 messages (330 bytes), first_seq at the server's next "
+        "restart; set reconcile.allow_data_loss: true in the manifest or pass "
+        "--allow-data-loss to accept the loss",
+    )
+    # every message goes, whatever other limits take first
+    both = plan_stream(spec(subjects=["r.*"], first_seq=1000, max_msgs=4), stream, sample)
+    assert both.impact == Impact(10, 330, True, ("max_msgs", "first_seq"))
+
+
+def test_first_seq_below_every_surviving_message_loses_nothing_more() -> None:
+    stream, sample = seeded(["r.a"] * 10, subjects=["r.*"])
+    at_first = plan_stream(spec(subjects=["r.*"], first_seq=1), stream, sample)
+    assert at_first.action is Action.UPDATE and at_first.impact is None
+    # max_msgs leaves 6..10: first_seq 6 purges nothing, 7 purges all
+    six = plan_stream(spec(subjects=["r.*"], first_seq=6, max_msgs=5), stream, sample)
+    assert six.impact == Impact(5, 165, True, ("max_msgs",))
+    seven = plan_stream(spec(subjects=["r.*"], first_seq=7, max_msgs=5), stream, sample)
+    assert seven.impact == Impact(10, 330, True, ("max_msgs", "first_seq"))
+
+
+def test_first_seq_on_a_memory_stream_loses_nothing() -> None:
+    stream, sample = seeded(["r.a"] * 10, storage="memory", subjects=["r.*"])
+    plan = plan_stream(spec(subjects=["r.*"], storage="memory", first_seq=1000), stream, sample)
+    assert plan.action is Action.UPDATE and plan.impact is None
+
+
+def sdm_stream(published: list[tuple[str, int]], **config: Any) -> tuple[LiveStream,
+                                                                          MessageSample]:
+    """Messages (subject, age in s) of a stream with subject delete markers, now = 100 s."""
+    msgs = tuple(StoredMessage(i + 1, subj, (100 - age) * S, 0)
+                 for i, (subj, age) in enumerate(published))
+    stream = live(with_live(subjects=["r.*"], subject_delete_marker_ttl=3600 * S,
+                            allow_msg_ttl=True, allow_rollup_hdrs=True, **config),
+                  messages=len(msgs), bytes=33 * len(msgs), first_seq=1, last_seq=len(msgs))
+    return stream, MessageSample(msgs, True, None, now_ns=100 * S)
+
+
+def test_a_delete_marker_can_push_out_the_oldest_with_discard_old() -> None:
+    # r.a (old) and r.a (young): 66 bytes within max_bytes 83; age takes the old one without
+    # a marker. With r.b old instead, its marker (22+3+4+76+8 = 113 bytes) is stored, and
+    # max_bytes then pushes out the young r.a too.
+    marker = dict(subject_delete_marker_ttl=3600 * S)
+    stream, sample = sdm_stream([("r.a", 50), ("r.a", 1)])
+    plan = plan_stream(spec(subjects=["r.*"], max_age=10 * S, max_bytes=83, **marker),
+                       stream, sample)
+    assert plan.impact == Impact(1, 33, True, ("max_age",))
+    stream, sample = sdm_stream([("r.b", 50), ("r.a", 1)])
+    plan = plan_stream(spec(subjects=["r.*"], max_age=10 * S, max_bytes=83, **marker),
+                       stream, sample)
+    assert plan.impact == Impact(2, 66, True, ("max_age",))
+
+
+def test_a_delete_marker_refused_by_discard_new_keeps_the_message() -> None:
+    marker = dict(subject_delete_marker_ttl=3600 * S, discard="new", max_msgs=2)
+    stream, sample = sdm_stream([("r.a", 50), ("r.b", 50)], discard="new", max_msgs=2)
+    plan = plan_stream(spec(subjects=["r.*"], max_age=10 * S, **marker), stream, sample)
+    # the stream is full: neither marker is stored, so neither message goes
+    assert plan.impact is None
+
+
+def test_a_missing_sample_is_never_taken_for_no_loss() -> None:
+    stream, _ = seeded(SEED_SUBJECTS)
+    plan = plan_stream(spec(subjects=["events.*"], max_msgs=2), stream, None)
+    assert plan.action is Action.BLOCKED
+    assert plan.impact == Impact(0, 0, False, ("max_msgs",))
+
+
+def test_an_impact_always_means_a_loss() -> None:
+    with pytest.raises(ValueError):
+        Impact(0, 0, True, ())
 
 
 def test_sample_request_only_when_something_can_go() -> None:

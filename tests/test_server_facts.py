@@ -6,6 +6,7 @@ When nats-server moves, a failure here says which assumption of the planner brok
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -444,3 +445,146 @@ async def test_removing_a_subject_keeps_its_messages(api: Api) -> None:
     body = {"name": "events", "subjects": ["other.*"]}
     state = (await api.ok("STREAM.UPDATE.events", body))["state"]
     assert (state["messages"], state["bytes"]) == (6, 296)
+
+
+# --- what a change does to data: order of enforcement, ages, restarts ------------------------
+
+
+def state_of(response: dict[str, Any]) -> tuple[int, int, int]:
+    state = response["state"]
+    return state["messages"], state["first_seq"], state["bytes"]
+
+
+@pytest.mark.parametrize("storage", ["file", "memory"])
+async def test_max_msgs_is_enforced_before_the_per_subject_limit(api: Api, storage: str) -> None:
+    base = {"name": "r", "subjects": ["r.*"], "storage": storage}
+    await api.ok("STREAM.CREATE.r", base)
+    for subject in ("r.a", "r.b", "r.b"):
+        await api.publish(subject)
+    # max_msgs first drops r.a (1); the per-subject limit then drops the older r.b (2).
+    # The other order would drop only seq 2 and leave two messages within max_msgs.
+    body = {**base, "max_msgs": 2, "max_msgs_per_subject": 1}
+    assert state_of(await api.ok("STREAM.UPDATE.r", body))[:2] == (1, 3)
+
+
+@pytest.mark.parametrize("storage", ["file", "memory"])
+async def test_max_bytes_is_enforced_before_the_per_subject_limit(api: Api, storage: str) -> None:
+    base = {"name": "r", "subjects": ["r.*"], "storage": storage}
+    await api.ok("STREAM.CREATE.r", base)
+    for subject in ("r.a", "r.b", "r.b"):
+        await api.publish(subject, b"x" * 100)
+    size = (file_size if storage == "file" else memory_size)("r.a", 100)
+    body = {**base, "max_bytes": 2 * size, "max_msgs_per_subject": 1}
+    assert state_of(await api.ok("STREAM.UPDATE.r", body)) == (1, 3, size)
+
+
+@pytest.mark.parametrize("storage", ["file", "memory"])
+async def test_the_per_subject_limit_is_enforced_before_max_age(api: Api, storage: str) -> None:
+    """Age expiry runs within the update, after every other limit: a message of a subject
+    over its new per-subject limit goes for that reason, and age then takes what is old."""
+    base = {"name": "r", "subjects": ["r.*"], "storage": storage}
+    await api.ok("STREAM.CREATE.r", base)
+    for subject in ("r.a", "r.b"):
+        await api.publish(subject)
+    await asyncio.sleep(1.2)  # the first two are older than the new max_age, the rest are not
+    for subject in ("r.a", "r.a", "r.c"):
+        await api.publish(subject)
+    body = {**base, "max_age": SECOND // 2, "duplicate_window": SECOND // 2,
+            "max_msgs_per_subject": 1}  # fmt: skip
+    # per subject: seq 1 and 3 (r.a keeps 4); age: seq 2; r.a's 4 and r.c's 5 stay
+    assert state_of(await api.ok("STREAM.UPDATE.r", body))[:2] == (2, 4)
+
+
+@pytest.mark.parametrize("storage", ["file", "memory"])
+async def test_max_age_expires_old_messages_within_the_update(api: Api, storage: str) -> None:
+    base = {"name": "r", "subjects": ["r.*"], "storage": storage}
+    await api.ok("STREAM.CREATE.r", base)
+    await api.publish("r.a")
+    await asyncio.sleep(1.2)
+    await api.publish("r.b")
+    body = {**base, "max_age": SECOND // 2, "duplicate_window": SECOND // 2}
+    assert state_of(await api.ok("STREAM.UPDATE.r", body))[:2] == (1, 2)
+
+
+@pytest.mark.parametrize("storage", ["file", "memory"])
+async def test_age_expiry_writes_a_delete_marker_for_each_subject_it_empties(
+    api: Api, storage: str
+) -> None:
+    """With subject_delete_marker_ttl, the last message of a subject that expires is replaced
+    by a marker (a new message with headers, counted in the stream's messages and bytes)."""
+    base = {"name": "r", "subjects": ["r.*"], "storage": storage, "allow_msg_ttl": True,
+            "allow_rollup_hdrs": True, "subject_delete_marker_ttl": 60 * MINUTE}  # fmt: skip
+    await api.ok("STREAM.CREATE.r", base)
+    for subject in ("r.a", "r.b", "r.b"):
+        await api.publish(subject)
+    await asyncio.sleep(1.2)
+    await api.publish("r.a")
+    body = {**base, "max_age": SECOND, "duplicate_window": SECOND}
+    messages, first, size = state_of(await api.ok("STREAM.UPDATE.r", body))
+    # r.a keeps 4; r.b loses both (2, 3) and gets one marker (5); seq 1 goes without one
+    assert (messages, first) == (2, 4)
+    marker = (await api.ok("STREAM.MSG.GET.r", {"seq": 5}))["message"]
+    assert marker["subject"] == "r.b"
+    headers = (b"NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: 1h0m0s\r\n"
+               b"Nats-Rollup: sub\r\n\r\n")
+    assert base64.b64decode(marker["hdrs"]) == headers
+    stored = file_size if storage == "file" else memory_size
+    assert size == stored("r.a", 0) + stored("r.b", 0, len(headers))
+
+
+async def restarted(server: NatsServer, api: Api) -> Api:
+    await api.nc.close()
+    server.restart()
+    return Api(await nats.connect(server.url))
+
+
+async def test_raising_first_seq_keeps_messages_until_a_restart_then_purges_all(
+    nats_server: NatsServer, api: Api
+) -> None:
+    """first_seq on update is stored without effect, but a file stream that restarts with
+    its first message below first_seq is purged whole (filestore recovery)."""
+    base = {"name": "r", "subjects": ["r.*"], "storage": "file"}
+    await api.ok("STREAM.CREATE.r", base)
+    for _ in range(10):
+        await api.publish("r.a")
+    updated = await api.ok("STREAM.UPDATE.r", {**base, "first_seq": 1000})
+    assert state_of(updated)[:2] == (10, 1)
+    assert updated["config"]["first_seq"] == 1000
+    api = await restarted(nats_server, api)
+    try:
+        state = (await api.ok("STREAM.INFO.r"))["state"]
+        assert (state["messages"], state["first_seq"]) == (0, 1000)
+    finally:
+        await api.nc.close()
+
+
+async def test_first_seq_at_or_below_the_first_message_loses_nothing_at_restart(
+    nats_server: NatsServer, api: Api
+) -> None:
+    base = {"name": "r", "subjects": ["r.*"], "storage": "file"}
+    await api.ok("STREAM.CREATE.r", base)
+    for _ in range(10):
+        await api.publish("r.a")
+    # max_msgs leaves 6..10: a first_seq of 6 is below no message, 7 is above one
+    assert state_of(await api.ok("STREAM.UPDATE.r", {**base, "max_msgs": 5, "first_seq": 6}))[
+        :2] == (5, 6)  # fmt: skip
+    api = await restarted(nats_server, api)
+    try:
+        assert state_of(await api.ok("STREAM.INFO.r"))[:2] == (5, 6)
+        await api.ok("STREAM.UPDATE.r", {**base, "max_msgs": 5, "first_seq": 7})
+    finally:
+        await api.nc.close()
+    api = await restarted(nats_server, api)
+    try:
+        assert state_of(await api.ok("STREAM.INFO.r"))[:2] == (0, 11)
+    finally:
+        await api.nc.close()
+
+
+async def test_first_seq_does_nothing_to_a_memory_stream(api: Api) -> None:
+    """A memory stream keeps no messages across a restart anyway; the update keeps them."""
+    base = {"name": "r", "subjects": ["r.*"], "storage": "memory"}
+    await api.ok("STREAM.CREATE.r", base)
+    for _ in range(3):
+        await api.publish("r.a")
+    assert state_of(await api.ok("STREAM.UPDATE.r", {**base, "first_seq": 1000}))[:2] == (3, 1)
