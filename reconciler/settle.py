@@ -133,7 +133,7 @@ def review(
         if plan.action is not Action.UPDATE:
             continue  # a create loses nothing; a blocked change is not applied
         impact = plan.impact
-        if impact is not None and (impact.loses_data or not impact.exact):
+        if impact is not None:  # any impact is a (possible) loss
             reasons.append(f"{plan.name}: {describe_impact(impact)}")
         fields = reverted(plan, specs[plan.name], before.get(plan.name))
         if fields:

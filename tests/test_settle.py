@@ -94,7 +94,6 @@ def plan_of(action: Action, impact: Impact | None) -> StreamPlan:
 
 @pytest.mark.parametrize(("action", "impact", "expected"), [
     (Action.UPDATE, None, ()),
-    (Action.UPDATE, Impact(0, 0, True, ()), ()),
     (Action.UPDATE, Impact(99, 3861, True, ("max_msgs",)),
      ("events: max_msgs would discard 99 messages (3861 bytes)",)),
     (Action.UPDATE, Impact(0, 0, False, ("retention",)),
