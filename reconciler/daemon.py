@@ -7,6 +7,7 @@ Root tasks (when one fails, all stop):
     resync timer ─┼─> trigger() ─> reconcile loop: one pass at a time; triggers arriving
     settle timer ─┤                during a pass fold into one more pass
     reconnects  ──┘
+    embedded nats-server (with --embedded): its exit stops the daemon
     HTTP: /healthz /readyz /metrics
 
 Triggers only say "look again": every pass loads all manifests and reconciles the whole
@@ -23,6 +24,7 @@ import os
 import signal
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,7 @@ STOP_GRACE_S = 3.5
 ACTOR_GRACE_S = 0.02
 #: a held file is looked at again this long after its settle period ends
 SETTLE_MARGIN_S = 0.01
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class Daemon:
@@ -149,12 +152,13 @@ class Daemon:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        # SIGHUP (the terminal closed) stops like SIGTERM, so the embedded server stops too.
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self.stop)
         try:
             return await self._run()
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
 
     async def _run(self) -> int:
@@ -166,6 +170,9 @@ class Daemon:
             if s.embedded:
                 self._embedded = EmbeddedServer(s.connect.servers[0], s.embedded_dir)
                 await self._embedded.start()
+                # only ever the server we started, never another one in the URL list
+                s = self.settings = replace(
+                    s, connect=replace(s.connect, servers=(self._embedded.url,)))
             if s.http_port:
                 self._http = HttpServer(s.http_host, s.http_port, self.metrics, self.readiness)
                 port = await self._http.start()
@@ -178,6 +185,8 @@ class Daemon:
             asyncio.create_task(self._watch_files(), name="files"),
             asyncio.create_task(self._resync_loop(), name="resync"),
         }
+        if self._embedded is not None:
+            tasks.add(asyncio.create_task(self._embedded.wait_exited(), name="embedded"))
         stopper = asyncio.create_task(self._stop.wait(), name="stop")
         code = 0
         try:

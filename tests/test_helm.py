@@ -230,13 +230,13 @@ def test_defaults(chart: helm.Chart) -> None:
     assert flag(reconciler, "--log-level") == "info"
     assert flag(reconciler, "--resync") == "60s"
     assert flag(reconciler, "--concurrency") == "32"
-    assert flag(reconciler, "--http-port") == "8080"
+    assert flag(reconciler, "--http-port") == "8081"
     # the CLI defaults to loopback: the probes and Prometheus need the pod's address
     assert flag(reconciler, "--http-host") == "0.0.0.0"
     assert "--allow-data-loss" not in reconciler["args"]
     assert watched_paths(reconciler) == ["/config"]
 
-    assert reconciler["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert reconciler["ports"] == [{"name": "http", "containerPort": 8081, "protocol": "TCP"}]
     assert reconciler["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert reconciler["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert mount(reconciler, "reconciler-manifests") == {
@@ -254,7 +254,7 @@ def test_every_cli_setting_comes_from_values(chart: helm.Chart) -> None:
         "nats": {"url": "nats://a.nats:4222,nats://b.nats:4222"},
         "logging": {"format": "console", "level": "debug"},
         "reconcile": {"resync": "5m", "allowDataLoss": True, "concurrency": 4},
-        "http": {"port": 9090, "host": "127.0.0.1"},
+        "http": {"port": 9090, "host": "::"},
         "extraArgs": ["--some-future-flag"],
         "image": {"digest": "sha256:" + "a" * 64},
     }
@@ -265,7 +265,7 @@ def test_every_cli_setting_comes_from_values(chart: helm.Chart) -> None:
     assert flag(reconciler, "--resync") == "5m"
     assert flag(reconciler, "--concurrency") == "4"
     assert flag(reconciler, "--http-port") == "9090"
-    assert flag(reconciler, "--http-host") == "127.0.0.1"
+    assert flag(reconciler, "--http-host") == "::"
     assert "--allow-data-loss" in reconciler["args"]
     assert reconciler["args"][-2:] == ["--some-future-flag", "/config"]
     assert reconciler["ports"][0]["containerPort"] == 9090
@@ -465,7 +465,7 @@ def test_metrics_service_and_service_monitor(chart: helm.Chart) -> None:
     service = objects[f"Service/{FULLNAME}-metrics"]
     assert service["spec"]["publishNotReadyAddresses"] is True
     assert service["spec"]["ports"] == [
-        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
+        {"name": "http", "port": 8081, "targetPort": "http", "protocol": "TCP"}
     ]
     pod_labels = objects[f"Deployment/{FULLNAME}"]["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
@@ -547,6 +547,60 @@ def test_sidecar_with_git_sync_and_readiness_opt_in(host_chart: helm.Chart) -> N
     assert reconciler["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "reconciler"}
     assert watched_paths(reconciler) == ["/git/current/streams"]
     assert {"reconciler-git", "reconciler-git-tmp"} <= {v["name"] for v in spec["volumes"]}
+
+
+def test_sidecar_port_collides_with_no_port_of_the_nats_pod(host_chart: helm.Chart) -> None:
+    """The host pod listens on every port of the official nats chart; ours is another."""
+    spec = pod_spec(render(host_chart, {"reconciler": {"sidecar": {"readinessProbe": True}}}),
+                    "StatefulSet")
+    ports = [p["containerPort"] for c in spec["containers"] for p in c.get("ports", [])]
+    assert sorted(ports) == [1883, 4222, 6222, 7222, 7422, 7777, 8080, 8081, 8222, 65432]
+    assert container(spec)["ports"] == [
+        {"name": "reconciler", "containerPort": 8081, "protocol": "TCP"}
+    ]
+    example = yaml.safe_load((CHART / "examples" / "nats-sidecar-values.yaml").read_text())
+    assert example["podTemplate"]["patch"][0]["value"]["ports"] == container(spec)["ports"]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.53", "localhost", "::1", "[::1]"])
+def test_loopback_http_host_is_refused_while_probes_are_on(chart: helm.Chart, host: str) -> None:
+    assert render_error(chart, {"http": {"host": host}}).endswith(
+        f"http.host: {host} is a loopback address, which probes.liveness and probes.readiness "
+        "cannot reach from outside the pod; set http.host to 0.0.0.0 (or the pod's address), "
+        "or turn them off"
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "users"),
+    [
+        ({"probes": {"readiness": {"enabled": False}}}, "probes.liveness"),
+        (
+            {"probes": {"liveness": {"enabled": False}, "readiness": {"enabled": False}},
+             "metrics": {"serviceMonitor": {"enabled": True}}},
+            "metrics.serviceMonitor",
+        ),
+    ],
+)
+def test_loopback_http_host_names_what_cannot_reach_it(
+    chart: helm.Chart, values: dict[str, Any], users: str
+) -> None:
+    message = render_error(chart, {**values, "http": {"host": "127.0.0.1"}})
+    assert f"which {users} cannot reach from outside the pod" in message
+
+
+def test_loopback_http_host_is_fine_without_probes_and_metrics(
+    chart: helm.Chart, host_chart: helm.Chart
+) -> None:
+    off = {"liveness": {"enabled": False}, "readiness": {"enabled": False}}
+    values = {"http": {"host": "127.0.0.1"}, "probes": off}
+    assert flag(container(pod_spec(render(chart, values))), "--http-host") == "127.0.0.1"
+    # the sidecar has no readiness probe unless asked: liveness is all that counts
+    sidecar = {"http": {"host": "::1"}, "probes": {"liveness": {"enabled": False}}}
+    spec = pod_spec(render(host_chart, {"reconciler": sidecar}), "StatefulSet")
+    assert flag(container(spec), "--http-host") == "::1"
+    assert "probes.readiness" in render_error(
+        host_chart, {"reconciler": {**sidecar, "sidecar": {"readinessProbe": True}}})
 
 
 def test_official_nats_chart_example_matches_the_sidecar_template(host_chart: helm.Chart) -> None:
@@ -645,8 +699,8 @@ def test_notes_show_how_to_see_drift_and_metrics(chart: helm.Chart) -> None:
         f"kubectl -n {NAMESPACE} logs deployment/{FULLNAME} -c jetstream-reconciler -f"
         " | grep drift_detected"
     ) in text
-    assert f"kubectl -n {NAMESPACE} port-forward deployment/{FULLNAME} 8080:8080" in text
-    assert "curl -s http://127.0.0.1:8080/metrics" in text
+    assert f"kubectl -n {NAMESPACE} port-forward deployment/{FULLNAME} 8081:8081" in text
+    assert "curl -s http://127.0.0.1:8081/metrics" in text
     assert "2 stream(s)" in text
 
 

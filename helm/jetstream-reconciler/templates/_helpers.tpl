@@ -148,7 +148,26 @@ key and what to write instead.
 {{- end -}}
 {{- end -}}
 {{- if and (eq (int $v.http.port) 0) (or $v.metrics.service.enabled $v.metrics.serviceMonitor.enabled) -}}
-{{- fail "http.port: metrics need the HTTP server; set a port (default 8080) or disable metrics.service and metrics.serviceMonitor" -}}
+{{- fail "http.port: metrics need the HTTP server; set a port (default 8081) or disable metrics.service and metrics.serviceMonitor" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A loopback http.host is unreachable for whoever calls the HTTP port from outside the
+pod: the kubelet's probes and Prometheus. Input as for the container.
+*/}}
+{{- define "jetstream-reconciler.validateHttpHost" -}}
+{{- $v := .ctx.Values -}}
+{{- $host := lower (trimSuffix "]" (trimPrefix "[" (toString $v.http.host))) -}}
+{{- if and (int $v.http.port) (or (hasPrefix "127." $host) (eq $host "localhost" "::1")) -}}
+{{- $users := list -}}
+{{- if $v.probes.liveness.enabled }}{{ $users = append $users "probes.liveness" }}{{ end -}}
+{{- if and $v.probes.readiness.enabled (or (not .sidecar) $v.sidecar.readinessProbe) }}{{ $users = append $users "probes.readiness" }}{{ end -}}
+{{- if and (not .sidecar) $v.metrics.service.enabled }}{{ $users = append $users "metrics.service" }}{{ end -}}
+{{- if and (not .sidecar) $v.metrics.serviceMonitor.enabled }}{{ $users = append $users "metrics.serviceMonitor" }}{{ end -}}
+{{- if $users -}}
+{{- fail (printf "http.host: %s is a loopback address, which %s cannot reach from outside the pod; set http.host to 0.0.0.0 (or the pod's address), or turn %s off" $v.http.host (join " and " $users) (ternary "it" "them" (eq (len $users) 1))) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -163,6 +182,7 @@ The reconciler container. Input: dict "ctx" (this chart's scope) and "sidecar"
 {{- include "jetstream-reconciler.validate" $ctx -}}
 {{- $port := int $v.http.port -}}
 {{- $portName := ternary "reconciler" "http" $sidecar -}}
+{{- include "jetstream-reconciler.validateHttpHost" (dict "ctx" $ctx "sidecar" $sidecar) -}}
 name: jetstream-reconciler
 image: {{ include "jetstream-reconciler.image" $ctx | quote }}
 imagePullPolicy: {{ $v.image.pullPolicy }}
