@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from reconciler import jetstream
@@ -110,7 +111,9 @@ async def server_verdict(js: jetstream.JetStream, streams: list[dict[str, Any]])
             await js.delete_stream(name)
 
 
-async def test_validate_agrees_with_the_server(tmp_path: Path) -> None:
+async def test_validate_agrees_with_the_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     server = NatsServer(tmp_path / "js").start()
     disagreements: list[str] = []
     accepted = refused = 0
@@ -141,11 +144,12 @@ async def test_validate_agrees_with_the_server(tmp_path: Path) -> None:
     finally:
         server.stop()
     elapsed = time.monotonic() - started
-    print(
-        f"\ncorpus: {SIZE} cases from seed {FIRST_SEED} in {elapsed:.1f}s: "
-        f"{accepted} accepted, {refused} refused by the server, "
-        f"{len(disagreements)} disagreements"
-    )
+    with capsys.disabled():
+        print(
+            f"\nvalidate corpus: {SIZE} cases from seed {FIRST_SEED} in {elapsed:.1f}s: "
+            f"{accepted} accepted, {refused} refused by the server, "
+            f"{len(disagreements)} disagreements"
+        )
     assert not disagreements, (
         f"{len(disagreements)} of {SIZE} cases disagree (replay one with "
         f"RECONCILER_CORPUS_SEED=<seed> RECONCILER_CORPUS_SIZE=1):\n" + "\n".join(disagreements)
