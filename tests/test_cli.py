@@ -353,3 +353,30 @@ def test_tls_to_a_plaintext_server_is_refused_before_connect(
         assert code == 0 and "CONNECT" in server.log.read_text()
     finally:
         server.stop()
+
+
+# --- log lines for people ------------------------------------------------------------------
+
+def test_console_logs_speak_manifest_units_and_json_keeps_exact_values(
+    tmp_path: Path, nats_server: NatsServer, capsys: Any
+) -> None:
+    path = manifest(tmp_path, extra="max_bytes: 300B\n") / "events.yaml"
+    code, _, err = run(capsys, "apply", "-s", nats_server.url, "--log-format", "console",
+                       str(path))
+    assert code == 0
+    (created,) = [line for line in err.splitlines() if "stream_created" in line]
+    assert "changes='subjects: [\"events.*\"]; max_msgs: 10; max_bytes: 300B'" in created
+    assert "config=" not in created and "max_consumers" not in created
+
+    path.write_text(path.read_text() + "max_age: 100ms\n")
+    code, _, err = run(capsys, "apply", "-s", nats_server.url, "--log-format", "console",
+                       str(path))
+    assert code == 0
+    (updated,) = [line for line in err.splitlines() if "stream_updated" in line]
+    assert "max_age: 0 -> 100ms" in updated and "100000000" not in updated
+
+    path.write_text(path.read_text().replace("100ms", "200ms"))
+    code, _, err = run(capsys, "apply", "-s", nats_server.url, "--log-format", "json", str(path))
+    assert code == 0
+    (event,) = [e for e in map(json.loads, err.splitlines()) if e["event"] == "stream_updated"]
+    assert {"field": "max_age", "live": 100_000_000, "desired": 200_000_000} in event["changes"]
