@@ -13,7 +13,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= config/
 # NATS_URL as shown: a password or token masked
 SERVER  = $$(echo "$${NATS_URL:-nats://127.0.0.1:4222}" | sed -E 's,//[^@/]*@,//***@,')
-PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(ROOT)/constraints.txt
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -c $(ROOT)/constraints.txt
 
 .PHONY: run test lint venv install
 
