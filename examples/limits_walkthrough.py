@@ -5,18 +5,34 @@ each made by changing the manifest and applying it: 10 messages, 300 bytes, 0.1 
 The first two fit what is stored; the third would discard every message, so the data-loss
 guard stops it until the manifest says `allow_data_loss: true`.
 
-    python examples/limits_walkthrough.py --server nats://127.0.0.1:4222
+This is how an application and the reconciler share a stream: the manifest declares the
+stream and every change to it; the application only publishes (the original example's
+`add_stream`/`update_stream` calls are gone: beside `watch` they would fight it).
+
+It starts a nats-server of its own on a free loopback port, with its data in a temporary
+directory removed at the end, so it never meets `make run` or leaves anything behind.
+`--server URL` runs it against a server of yours instead: one where nothing else manages a
+stream named `events`.
+
+    .venv/bin/python examples/limits_walkthrough.py
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
+import socket
+import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from reconciler import jetstream
+from reconciler.embedded import find_binary
 from reconciler.manifest import load_or_raise
 from reconciler.model import ConnectOptions
 from reconciler.reconcile import compute_plan, reconcile
@@ -75,7 +91,38 @@ async def main(server: str) -> None:
         await js.close()
 
 
+@contextlib.contextmanager
+def own_server() -> Iterator[str]:
+    """A nats-server with JetStream on a free loopback port, data in a temporary directory."""
+    with tempfile.TemporaryDirectory() as tmp, socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        log = Path(tmp) / "nats-server.log"
+        proc = subprocess.Popen([find_binary(), "-a", "127.0.0.1", "-p", str(port), "-js",
+                                 "-sd", tmp, "-l", str(log)], stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 20
+            while not (log.exists() and b"Server is ready" in log.read_bytes()):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    text = log.read_text() if log.exists() else ""
+                    raise SystemExit(f"nats-server did not start: {text[-500:]}")
+                time.sleep(0.02)
+            print(f"(a nats-server of its own on nats://127.0.0.1:{port}, pid {proc.pid})")
+            yield f"nats://127.0.0.1:{port}"
+        finally:
+            os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"))
-    asyncio.run(main(parser.parse_args().server))
+    parser.add_argument("--server", metavar="URL",
+                        help="use this server instead of starting one (nothing else may "
+                             "manage a stream named `events` there)")
+    server = parser.parse_args().server
+    if server:
+        asyncio.run(main(server))
+    else:
+        with own_server() as url:
+            asyncio.run(main(url))

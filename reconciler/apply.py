@@ -91,7 +91,9 @@ async def apply_stream(
     try:
         if stream.action is Action.CREATE:
             await js.create_stream(stream.config)
-            bound.info("stream_created", config=dict(stream.config))
+            bound.info("stream_created", config=dict(stream.config),
+                       changes=[{"field": c.path, "live": c.live, "desired": c.desired}
+                                for c in stream.changes])
             return Outcome(stream, Status.CREATED)
         await js.update_stream(stream.config)
         bound.info(

@@ -16,6 +16,7 @@ from reconciler.model import Degraded, Status, StreamSpec
 from reconciler.redact import redact_text
 from reconciler.report import render_json, render_markdown, render_text
 from reconciler.settings import Settings, connect_options
+from reconciler.units import count_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -118,10 +119,6 @@ def cli() -> None:
     """
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @_paths
 def validate(paths: tuple[str, ...]) -> None:
@@ -134,19 +131,22 @@ def validate(paths: tuple[str, ...]) -> None:
     if result.problems:
         raise ManifestError(result.problems)
     names = ", ".join(s.name for s in result.specs) or "none"
-    click.echo(f"{_count(len(result.files), 'manifest file')} valid: "
-               f"{_count(len(result.specs), 'stream')} ({names}).")
+    click.echo(f"{count_of(len(result.files), 'manifest file')} valid: "
+               f"{count_of(len(result.specs), 'stream')} ({names}).")
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @_paths
 @click.option("--output", "-o", type=click.Choice(["text", "json", "markdown"]), default="text",
-              show_default=True, help="text for people, json for programs (schema in the "
-                                      "README), markdown for a pull-request comment.")
-@click.option("--detailed-exitcode", is_flag=True,
-              help="Exit 0 when in sync, 2 when changes are pending, 3 when a change is blocked.")
+              envvar=ENV + "OUTPUT", show_default=True,
+              help="text for people, json for programs (schema in the README), markdown for a "
+                   f"pull-request comment. [env: {ENV}OUTPUT]")
+@click.option("--detailed-exitcode", envvar=ENV + "DETAILED_EXITCODE", is_flag=True,
+              help="Exit 0 when in sync, 2 when changes are pending, 3 when a change is "
+                   f"blocked. [env: {ENV}DETAILED_EXITCODE]")
 @click.option("--allow-data-loss", envvar=ENV + "ALLOW_DATA_LOSS", is_flag=True,
-              help="Plan changes that discard stored messages as allowed, for every stream.")
+              help="Plan changes that discard stored messages as allowed, for every stream. "
+                   f"[env: {ENV}ALLOW_DATA_LOSS]")
 @_connection_options
 @_log_options
 def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, **kw: Any) -> int:
@@ -243,10 +243,11 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
               metavar="HOST", help="Address the HTTP endpoints listen on: this machine only by "
                                    "default; 0.0.0.0 for every interface (a container or pod "
                                    f"that is scraped and probed). [env: {ENV}HTTP_HOST]")
-@click.option("--embedded", is_flag=True,
+@click.option("--embedded", envvar=ENV + "EMBEDDED", is_flag=True,
               help="Start a local nats-server with JetStream (needs the `server` extra; data in "
                    "./.jetstream-reconciler, port from NATS_URL or 4222), reconcile only that "
-                   "server, and stop it on exit. Exit 1 if the port or directory is taken.")
+                   "server, and stop it on exit. Exit 1 if the port or directory is taken. "
+                   f"[env: {ENV}EMBEDDED]")
 @_apply_options
 @_connection_options
 @_log_options
@@ -296,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         files = {p.location.file for p in exc.problems}
-        click.echo(f"{_count(len(exc.problems), 'problem')} in {_count(len(files), 'file')}; "
+        click.echo(f"{count_of(len(exc.problems), 'problem')} in {count_of(len(files), 'file')}; "
                    "nothing was changed.", err=True)
         return EXIT_ERROR
     except ReconcilerError as exc:

@@ -52,6 +52,7 @@ from reconciler.reconcile import Result, compute_plan, new_reconcile_id, reconci
 from reconciler.redact import redact_servers
 from reconciler.settings import Settings
 from reconciler.settle import STABLE_S, Files, Snapshot, review, snapshot
+from reconciler.units import count_of
 
 log = structlog.get_logger("reconciler.daemon")
 
@@ -139,7 +140,7 @@ class Daemon:
             reasons.append("not connected to NATS")
         if self._problems:
             first = self._problems[0]
-            reasons.append(f"{len(self._problems)} manifest problems (first: {first})")
+            reasons.append(f"{count_of(len(self._problems), 'manifest problem')} (first: {first})")
         if self._last_result_ok is None:
             reasons.append("no reconcile has finished yet")
         elif not self._last_result_ok:

@@ -274,6 +274,9 @@ def connect_reason(exc: BaseException, timeout: float) -> str:
         return f"TLS handshake failed: {exc.reason or exc}"
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve host ({exc.strerror})"
+    if isinstance(exc, _NoTls):
+        return ("the server does not offer TLS, which tls:// or a --tls option asks for; "
+                "nothing was sent: write nats:// to connect without TLS")
     if isinstance(exc, nats.errors.SecureConnRequiredError):
         return "the server requires TLS (use tls:// or set a CA)"
     if isinstance(exc, OSError):
@@ -412,6 +415,23 @@ class _GiveUp(Exception):
     """Raised from nats-py's error callback to end a connect after one try of each server."""
 
 
+class _NoTls(nats.errors.Error):
+    """TLS was asked for, but the server does not require it, so nats-py would go on in
+    plaintext (it upgrades only when the server's INFO says `tls_required`)."""
+
+
+class _Client(Client):
+    """nats-py's client, refusing to continue in plaintext when TLS was asked for. The check
+    runs on each server's INFO, before CONNECT carries any credential."""
+
+    tls_wanted = False
+
+    async def _process_info(self, info: dict[str, Any], initial_connection: bool = False) -> None:
+        if self.tls_wanted and initial_connection and not info.get("tls_required"):
+            raise _NoTls
+        await super()._process_info(info, initial_connection)
+
+
 async def connect(
     opts: ConnectOptions,
     *,
@@ -518,7 +538,8 @@ async def _open(
     if opts.token is not None:
         kwargs["token"] = opts.token
 
-    nc = Client()
+    nc = _Client()
+    nc.tls_wanted = tls is not None
     if not any(s.startswith(("ws://", "wss://")) for s in servers):
         # nats-py creates its transport only when it has none; it keeps this one
         nc._transport = _TcpTransport()

@@ -5,6 +5,10 @@ when it is. nats-py and watchfiles log through `logging`; their records go throu
 renderer. Values under keys that name a secret are masked, whatever logged them, and the
 password or token of any URL in a rendered line (a library's message, a traceback) is masked
 as the line's last step: modules still redact where they log a URL, this is the backstop.
+
+Console lines show values as a manifest writes them (`max_age: 0 -> 100ms`), a created
+stream's fields that differ from the server's defaults rather than its whole configuration,
+and an impact by its summary. JSON lines keep every key and the API's exact values.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any, TextIO
 import structlog
 
 from reconciler.redact import redact_text
+from reconciler.report import show_value
 
 SECRET_KEYS = frozenset({"password", "token", "nkey_seed", "seed", "creds_content", "jwt"})
 
@@ -37,8 +42,8 @@ def setup(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) 
         structlog.processors.JSONRenderer()
         if fmt == "json"
         # plain tracebacks: rich's show local variables, and a local may hold a password
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty(),
-                                           exception_formatter=structlog.dev.plain_traceback)
+        else _for_people(structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback))
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -75,6 +80,34 @@ def _redacted(renderer: Any) -> Any:
         return redact_text(str(renderer(logger, name, event)))
 
     return render
+
+
+def _for_people(renderer: Any) -> Any:
+    def render(logger: Any, name: str, event: MutableMapping[str, Any]) -> Any:
+        return renderer(logger, name, readable(event))
+
+    return render
+
+
+def readable(event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """An event for the console: field changes in manifest units, no configuration dump."""
+    changes = event.get("changes")
+    if isinstance(changes, list) and changes and all(
+        isinstance(c, dict) and "field" in c and "desired" in c for c in changes
+    ):
+        created = event.get("event") == "stream_created"
+        event["changes"] = "; ".join(
+            f"{c['field']}: {show_value(c['field'], c['desired'])}" if created else
+            f"{c['field']}: {show_value(c['field'], c.get('live'))} -> "
+            f"{show_value(c['field'], c['desired'])}"
+            for c in changes
+        )
+        if created:
+            event.pop("config", None)
+    impact = event.get("impact")
+    if isinstance(impact, dict) and "summary" in impact:
+        event["impact"] = impact["summary"]
+    return event
 
 
 def _identity(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

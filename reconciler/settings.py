@@ -14,8 +14,11 @@ from typing import Any
 
 from reconciler.errors import SettingsError
 from reconciler.model import ConnectOptions
+from reconciler.redact import redact_url
 
 DEFAULT_SERVER = "nats://127.0.0.1:4222"
+SCHEMES = ("nats", "tls", "ws", "wss")
+"""URL schemes of a NATS server: the client protocol, over TLS, over WebSocket."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,17 @@ def read_secret_file(path: str | None, what: str) -> str | None:
         raise SettingsError(f"cannot read the {what} file {path}: {exc.strerror}") from exc
 
 
+def check_scheme(url: str) -> None:
+    """A server URL with a scheme NATS does not speak (http://, https://) is refused, with the
+    URL to write instead; one with no scheme means nats://."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.lower() not in SCHEMES:
+        raise SettingsError(
+            f"--server {redact_url(url)}: {scheme}:// is not a NATS URL; write "
+            f"{redact_url('nats://' + rest)} (or tls:// for TLS; NATS does not speak HTTP)"
+        )
+
+
 def connect_options(
     *,
     server: str | None,
@@ -115,6 +129,8 @@ def connect_options(
     servers = tuple(u.strip() for u in url.split(",") if u.strip())
     if not servers:
         raise SettingsError("--server is empty; write nats://HOST:PORT")
+    for server in servers:
+        check_scheme(server)
     for path, flag in ((creds, "--creds"), (nkey, "--nkey"), (tls_cert, "--tls-cert"),
                        (tls_key, "--tls-key"), (tls_ca, "--tls-ca")):
         if path and not Path(path).is_file():

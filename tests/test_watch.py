@@ -276,7 +276,7 @@ async def test_invalid_edit_changes_nothing_until_fixed(
             write(manifest, EVENTS.format(storage="file", max_msgs=20) + "max_age: 30\n")
             await until(daemon, lambda: _has(logs, "manifest_invalid"))
             ready, reasons = daemon.readiness()
-            assert not ready and "manifest problems" in reasons[0]
+            assert not ready and reasons[0].startswith("1 manifest problem (first: ")
             assert await max_msgs(js) == 10
             write(manifest, EVENTS.format(storage="file", max_msgs=20) + "max_age: 30s\n")
             await until(daemon, lambda: _eq(max_msgs(js), 20))
