@@ -7,7 +7,6 @@ One stream's failure never stops the others. Every exception becomes an `Outcome
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from typing import Any, Protocol
 
 import structlog
@@ -16,11 +15,9 @@ from reconciler.errors import ApiError, JetStreamError
 from reconciler.model import (
     Action,
     Config,
-    DriftMode,
     LiveStream,
     Outcome,
     Plan,
-    Policy,
     Status,
     StreamPlan,
 )
@@ -43,13 +40,13 @@ class StreamWriter(Protocol):
 async def apply_plan(
     js: StreamWriter,
     plan: Plan,
-    policies: Mapping[str, Policy],
     *,
     concurrency: int = 32,
     logger: Any = None,
 ) -> tuple[Outcome, ...]:
-    """Apply every create and update of `plan`; outcomes in the plan's order. Events go to
-    `logger` (a structlog logger, bound to the reconcile id by the caller)."""
+    """Carry out every create and update of `plan`; outcomes in the plan's order. Nothing is
+    decided here: the plan says what is written, left alone, reported or blocked. Events go
+    to `logger` (a structlog logger, bound to the reconcile id by the caller)."""
     gate = asyncio.Semaphore(max(1, concurrency))
     logger = logger or log
     writes = sum(1 for s in plan.streams if s.action in (Action.CREATE, Action.UPDATE))
@@ -59,7 +56,7 @@ async def apply_plan(
     async def one(stream: StreamPlan) -> Outcome:
         nonlocal done
         async with gate:
-            outcome = await apply_stream(js, stream, policies.get(stream.name, Policy()), logger)
+            outcome = await apply_stream(js, stream, logger)
         if stream.action in (Action.CREATE, Action.UPDATE):
             done += 1
             if writes >= PROGRESS_EVERY and (done % step == 0 or done == writes):
@@ -69,9 +66,7 @@ async def apply_plan(
     return tuple(await asyncio.gather(*(one(s) for s in plan.streams)))
 
 
-async def apply_stream(
-    js: StreamWriter, stream: StreamPlan, policy: Policy, logger: Any = None
-) -> Outcome:
+async def apply_stream(js: StreamWriter, stream: StreamPlan, logger: Any = None) -> Outcome:
     bound = (logger or log).bind(stream=stream.name)
     if stream.action is Action.NOOP:
         return Outcome(stream, Status.UNCHANGED)
@@ -83,9 +78,9 @@ async def apply_stream(
             changes=[c.path for c in stream.changes],
         )
         return Outcome(stream, Status.BLOCKED, "; ".join(stream.reasons))
-    if policy.drift is DriftMode.REPORT:
+    if stream.action is Action.REPORT:
         bound.info("drift_reported", changes=[c.path for c in stream.changes],
-                   action=str(stream.action))
+                   reasons=list(stream.reasons))
         return Outcome(stream, Status.REPORTED)
     assert stream.config is not None
     try:

@@ -41,7 +41,6 @@ from reconciler.model import (
     Action,
     Advisory,
     Degraded,
-    DriftMode,
     Plan,
     Policy,
     Problem,
@@ -433,10 +432,7 @@ class Daemon:
         no news. (Another client's change is still seen through its API advisory.)"""
         until = time.monotonic() + OWN_ECHO_S
         for stream in plan.streams:
-            policy = self._last_loaded.get(stream.name, (None, Policy()))[1]
-            if stream.action in (Action.CREATE, Action.UPDATE) and (
-                policy.drift is not DriftMode.REPORT
-            ):
+            if stream.action in (Action.CREATE, Action.UPDATE):
                 self._own_echo[stream.name] = until
 
     def _record(self, result: Result | None, sources: Mapping[str, str]) -> None:

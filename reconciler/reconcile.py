@@ -68,7 +68,7 @@ class Result:
 
     @property
     def blocked(self) -> bool:
-        return any(o.status in (Status.BLOCKED, Status.REPORTED) for o in self.outcomes)
+        return any(o.status is Status.BLOCKED for o in self.outcomes)
 
     @property
     def degraded(self) -> tuple[Degraded, ...]:
@@ -170,9 +170,7 @@ async def reconcile(
     if apply:
         if before_apply is not None:
             before_apply(plan)
-        policies = {s.name: s.policy for s in specs}
-        outcomes = await apply_plan(js, plan, policies, concurrency=concurrency,
-                                    logger=rlog)
+        outcomes = await apply_plan(js, plan, concurrency=concurrency, logger=rlog)
     result = Result(reconcile_id, plan, outcomes, time.monotonic() - started)
     rlog.info(
         "reconcile_finished",
@@ -193,8 +191,8 @@ def _log_drift(rlog: Any, stream: StreamPlan, source: str, actor: str | None) ->
         action=str(stream.action),
         source=source,
         actor=actor,
-        missing=stream.action is Action.CREATE,
+        missing=stream.missing,
         changes=[
             {"field": c.path, "live": c.live, "desired": c.desired} for c in stream.changes
-        ] if stream.action is not Action.CREATE else [],
+        ] if not stream.missing else [],
     )
