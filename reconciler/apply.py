@@ -7,6 +7,7 @@ One stream's failure never stops the others. Every exception becomes an `Outcome
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import structlog
@@ -29,6 +30,10 @@ log = structlog.get_logger("reconciler.apply")
 PROGRESS_EVERY = 100
 
 
+#: plans a stream again, just before its update, if the live stream moved since it was planned
+Recheck = Callable[[StreamPlan], Awaitable[StreamPlan]]
+
+
 class StreamWriter(Protocol):
     """The part of `jetstream.JetStream` that apply needs."""
 
@@ -43,10 +48,13 @@ async def apply_plan(
     *,
     concurrency: int = 32,
     logger: Any = None,
+    recheck: Recheck | None = None,
 ) -> tuple[Outcome, ...]:
     """Carry out every create and update of `plan`; outcomes in the plan's order. Nothing is
-    decided here: the plan says what is written, left alone, reported or blocked. Events go
-    to `logger` (a structlog logger, bound to the reconcile id by the caller)."""
+    decided here: the plan says what is written, left alone, reported or blocked. `recheck`,
+    called just before an update, returns the stream's plan made again if the live stream
+    moved since. Events go to `logger` (a structlog logger, bound to the reconcile id by the
+    caller)."""
     gate = asyncio.Semaphore(max(1, concurrency))
     logger = logger or log
     writes = sum(1 for s in plan.streams if s.action in (Action.CREATE, Action.UPDATE))
@@ -55,9 +63,19 @@ async def apply_plan(
 
     async def one(stream: StreamPlan) -> Outcome:
         nonlocal done
+        planned = stream.action
         async with gate:
+            if recheck is not None and stream.action is Action.UPDATE:
+                try:
+                    stream = await recheck(stream)
+                except asyncio.CancelledError:
+                    raise
+                except JetStreamError as exc:
+                    logger.error("apply_failed", stream=stream.name,
+                                 action=str(stream.action), error=str(exc))
+                    return Outcome(stream, Status.FAILED, str(exc))
             outcome = await apply_stream(js, stream, logger)
-        if stream.action in (Action.CREATE, Action.UPDATE):
+        if planned in (Action.CREATE, Action.UPDATE):
             done += 1
             if writes >= PROGRESS_EVERY and (done % step == 0 or done == writes):
                 logger.info("apply_progress", done=done, total=writes)

@@ -211,7 +211,8 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
     from reconciler.reconcile import reconcile
 
     result = asyncio.run(_with_server(settings, lambda js: reconcile(
-        js, specs, allow_data_loss=settings.allow_data_loss, concurrency=settings.concurrency)))
+        js, specs, allow_data_loss=settings.allow_data_loss, concurrency=settings.concurrency,
+        trigger="apply")))
     click.echo(render_text(result.plan, colour=sys.stdout.isatty()), nl=False)
     counts = result.counts()
     order = [Status.CREATED, Status.UPDATED, Status.UNCHANGED, Status.BLOCKED, Status.REPORTED,

@@ -224,6 +224,8 @@ class StreamPlan:
     location: Location | None = None
     missing: bool = False
     """The stream is not on the server (`changes` then list what the manifest sets)."""
+    basis: Config | None = field(default=None, compare=False, repr=False)
+    """The live configuration (as read) this plan was made against; None when missing."""
 
 
 @dataclass(frozen=True)
@@ -317,3 +319,6 @@ class Advisory:
     client_id: int | None = None
     """The server's id for the client connection (`cid`), when the advisory names one."""
     user: str | None = None
+    config: Config | None = None
+    """For "api" create and update: the whole configuration the client sent (an update
+    replaces the configuration), which tells exactly what the change set."""

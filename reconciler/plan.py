@@ -593,11 +593,11 @@ def plan_stream(
     changes = () if config == live_canonical else diff(
         config, live_canonical, spec.policy.ignore_fields)
     if not changes:
-        return StreamPlan(spec.name, Action.NOOP, location=spec.location)
+        return StreamPlan(spec.name, Action.NOOP, location=spec.location, basis=live.config)
     report = _report_reason(spec, hold, missing=False)
     if report:
         return StreamPlan(spec.name, Action.REPORT, changes, None, (report,),
-                          location=spec.location)
+                          location=spec.location, basis=live.config)
 
     reasons = list(blocked_reasons(config, live_canonical))
     impact = predict_impact(config, live, sample)
@@ -610,7 +610,8 @@ def plan_stream(
             )
     action = Action.BLOCKED if reasons else Action.UPDATE
     return StreamPlan(
-        spec.name, action, changes, config, tuple(reasons), impact, spec.location
+        spec.name, action, changes, config, tuple(reasons), impact, spec.location,
+        basis=live.config,
     )
 
 

@@ -122,6 +122,7 @@ def test_report_only_is_neither_pending_nor_blocked(
     assert [e["event"] for e in events] == ["drift_detected", "drift_reported",
                                             "reconcile_finished"]
     assert events[0]["action"] == "report"
+    assert events[0]["source"] is None  # one run cannot tell which side moved
 
 
 def test_plan_json_and_markdown(tmp_path: Path, nats_server: NatsServer, capsys: Any) -> None:
