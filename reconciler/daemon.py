@@ -32,6 +32,7 @@ import structlog
 from watchfiles import awatch
 
 from reconciler import jetstream
+from reconciler.conflicts import Conflicts
 from reconciler.embedded import EmbeddedServer
 from reconciler.errors import ConnectFailed, JetStreamError
 from reconciler.http import HttpServer
@@ -75,6 +76,8 @@ class Daemon:
         self._triggers: set[str] = set()
         self._ledger = Ledger()
         self._read_at = 0
+        self._holds: dict[str, str] = {}
+        self._conflicts = Conflicts(settings.conflict_window_s, time.monotonic)
         self._own_echo: dict[str, float] = {}
         self._settling: dict[str, asyncio.TimerHandle] = {}
         self._js: jetstream.JetStream | None = None
@@ -147,6 +150,8 @@ class Daemon:
             reasons.append("the last reconcile failed")
         if self._degraded:
             reasons.append("degraded: " + "; ".join(str(d) for d in self._degraded))
+        now = time.monotonic()
+        reasons.extend(c.reason(now) for c in self._conflicts.active())
         return not reasons, reasons
 
     # --- running -----------------------------------------------------------------------------
@@ -294,8 +299,8 @@ class Daemon:
                 self._js, specs, allow_data_loss=self.settings.allow_data_loss,
                 concurrency=self.settings.concurrency, trigger=trigger, sources=sources,
                 ledger=self._ledger, actor_grace_s=ACTOR_GRACE_S, reconcile_id=reconcile_id,
-                before_apply=self._expect_echo, plan=plan, read_at=self._read_at,
-                started=started,
+                holds=self._holds, before_apply=self._expect_echo, plan=plan,
+                read_at=self._read_at, started=started,
             )
         except asyncio.CancelledError:
             raise
@@ -306,6 +311,7 @@ class Daemon:
             self._schedule_settle()
         self._record(result)
         self._remember_loaded(specs, result)
+        self._track_conflicts(result)
         self.passes += 1
         async with self._pass_done:
             self._pass_done.notify_all()
@@ -318,8 +324,9 @@ class Daemon:
     async def _plan(self, specs: list[StreamSpec]) -> Plan:
         assert self._js is not None
         self._read_at = self._ledger.position()  # what the live configs read next account for
+        self._holds = self._conflicts.holds()
         return await compute_plan(self._js, specs, allow_data_loss=self.settings.allow_data_loss,
-                                  concurrency=self.settings.concurrency)
+                                  concurrency=self.settings.concurrency, holds=self._holds)
 
     def _read_manifests(self) -> tuple[dict[str, Snapshot | None], LoadResult]:
         """Every manifest file's snapshot, taken before the load (see `_review`)."""
@@ -449,6 +456,30 @@ class Daemon:
         for stream in plan.streams:
             if stream.action in (Action.CREATE, Action.UPDATE):
                 self._own_echo[stream.name] = until
+
+    def _track_conflicts(self, result: Result | None) -> None:
+        """Count each outside change we put back; a fight pauses healing of its stream (the
+        plan then only reports it) and a pass is due when the pause ends."""
+        if result is not None:
+            outside = {d.stream: d for d in result.drifts if d.source == "server"}
+            fought = {c.stream for c in self._conflicts.active()}
+            for outcome in result.outcomes:
+                drift = outside.get(outcome.name)
+                if outcome.status not in (Status.CREATED, Status.UPDATED) or (
+                    drift is None and outcome.name not in fought
+                ):
+                    continue
+                # the heal that ends a pause puts back a drift already logged during it
+                conflict = self._conflicts.healed(
+                    outcome.name, drift.actor if drift else None, drift.fields if drift else ())
+                if conflict is not None:
+                    log.warning("conflict_detected", stream=conflict.stream,
+                                fields=list(conflict.fields), actor=conflict.actor,
+                                count=conflict.count, paused_s=round(conflict.pause_s, 1))
+                    self.metrics.conflicts_detected.labels(stream=conflict.stream).inc()
+                    asyncio.get_running_loop().call_later(
+                        conflict.pause_s, self.trigger, "conflict")
+        self.metrics.conflicts.set(len(self._conflicts.active()))
 
     def _record(self, result: Result | None) -> None:
         m = self.metrics
