@@ -83,10 +83,10 @@ class DaemonProcess:
     """`python -m reconciler watch` with its JSON events read from stderr by a thread."""
 
     def __init__(self, paths: list[Path], url: str, log_file: Path,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, extra: tuple[str, ...] = ()) -> None:
         self.args = [sys.executable, "-m", "reconciler", "watch", *map(str, paths),
                      "--server", url, "--http-port", "0", "--log-format", "json",
-                     "--resync", "60s"]
+                     "--resync", "60s", *extra]
         self.log_file = log_file
         self.env = env if env is not None else daemon_env(None)
         self.events: list[tuple[float, dict[str, Any]]] = []
@@ -284,7 +284,10 @@ async def latency_phases(work: Path, server: NatsServer, trials: int,
     manifest = config / "events.yaml"
     value = 1000
     manifest.write_text(EVENTS.format(max_msgs=value))
-    daemon = DaemonProcess([config], server.url, work / "daemon-latency.log", env).start()
+    # The intruder changes the stream back hundreds of times a minute: a fight by definition,
+    # which would pause healing. This measures the healing itself (bench/fight.py the pause).
+    daemon = DaemonProcess([config], server.url, work / "daemon-latency.log", env,
+                           ("--conflict-window", "0")).start()
     observer = await nats.connect(server.url, name="bench-observer")
     intruder = await nats.connect(server.url, name="intruder")
     advisories = Advisories()

@@ -7,7 +7,7 @@ One stream's failure never stops the others. Every exception becomes an `Outcome
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import structlog
@@ -16,11 +16,9 @@ from reconciler.errors import ApiError, JetStreamError
 from reconciler.model import (
     Action,
     Config,
-    DriftMode,
     LiveStream,
     Outcome,
     Plan,
-    Policy,
     Status,
     StreamPlan,
 )
@@ -30,6 +28,10 @@ log = structlog.get_logger("reconciler.apply")
 
 #: long applies report progress every this many streams (or every tenth of them)
 PROGRESS_EVERY = 100
+
+
+#: plans a stream again, just before its update, if the live stream moved since it was planned
+Recheck = Callable[[StreamPlan], Awaitable[StreamPlan]]
 
 
 class StreamWriter(Protocol):
@@ -43,13 +45,16 @@ class StreamWriter(Protocol):
 async def apply_plan(
     js: StreamWriter,
     plan: Plan,
-    policies: Mapping[str, Policy],
     *,
     concurrency: int = 32,
     logger: Any = None,
+    recheck: Recheck | None = None,
 ) -> tuple[Outcome, ...]:
-    """Apply every create and update of `plan`; outcomes in the plan's order. Events go to
-    `logger` (a structlog logger, bound to the reconcile id by the caller)."""
+    """Carry out every create and update of `plan`; outcomes in the plan's order. Nothing is
+    decided here: the plan says what is written, left alone, reported or blocked. `recheck`,
+    called just before an update, returns the stream's plan made again if the live stream
+    moved since. Events go to `logger` (a structlog logger, bound to the reconcile id by the
+    caller)."""
     gate = asyncio.Semaphore(max(1, concurrency))
     logger = logger or log
     writes = sum(1 for s in plan.streams if s.action in (Action.CREATE, Action.UPDATE))
@@ -58,9 +63,19 @@ async def apply_plan(
 
     async def one(stream: StreamPlan) -> Outcome:
         nonlocal done
+        planned = stream.action
         async with gate:
-            outcome = await apply_stream(js, stream, policies.get(stream.name, Policy()), logger)
-        if stream.action in (Action.CREATE, Action.UPDATE):
+            if recheck is not None and stream.action is Action.UPDATE:
+                try:
+                    stream = await recheck(stream)
+                except asyncio.CancelledError:
+                    raise
+                except JetStreamError as exc:
+                    logger.error("apply_failed", stream=stream.name,
+                                 action=str(stream.action), error=str(exc))
+                    return Outcome(stream, Status.FAILED, str(exc))
+            outcome = await apply_stream(js, stream, logger)
+        if planned in (Action.CREATE, Action.UPDATE):
             done += 1
             if writes >= PROGRESS_EVERY and (done % step == 0 or done == writes):
                 logger.info("apply_progress", done=done, total=writes)
@@ -69,9 +84,7 @@ async def apply_plan(
     return tuple(await asyncio.gather(*(one(s) for s in plan.streams)))
 
 
-async def apply_stream(
-    js: StreamWriter, stream: StreamPlan, policy: Policy, logger: Any = None
-) -> Outcome:
+async def apply_stream(js: StreamWriter, stream: StreamPlan, logger: Any = None) -> Outcome:
     bound = (logger or log).bind(stream=stream.name)
     if stream.action is Action.NOOP:
         return Outcome(stream, Status.UNCHANGED)
@@ -83,9 +96,9 @@ async def apply_stream(
             changes=[c.path for c in stream.changes],
         )
         return Outcome(stream, Status.BLOCKED, "; ".join(stream.reasons))
-    if policy.drift is DriftMode.REPORT:
+    if stream.action is Action.REPORT:
         bound.info("drift_reported", changes=[c.path for c in stream.changes],
-                   action=str(stream.action))
+                   reasons=list(stream.reasons))
         return Outcome(stream, Status.REPORTED)
     assert stream.config is not None
     try:

@@ -211,7 +211,8 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
     from reconciler.reconcile import reconcile
 
     result = asyncio.run(_with_server(settings, lambda js: reconcile(
-        js, specs, allow_data_loss=settings.allow_data_loss, concurrency=settings.concurrency)))
+        js, specs, allow_data_loss=settings.allow_data_loss, concurrency=settings.concurrency,
+        trigger="apply")))
     click.echo(render_text(result.plan, colour=sys.stdout.isatty()), nl=False)
     counts = result.counts()
     order = [Status.CREATED, Status.UPDATED, Status.UNCHANGED, Status.BLOCKED, Status.REPORTED,
@@ -243,6 +244,11 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
               metavar="HOST", help="Address the HTTP endpoints listen on: this machine only by "
                                    "default; 0.0.0.0 for every interface (a container or pod "
                                    f"that is scraped and probed). [env: {ENV}HTTP_HOST]")
+@click.option("--conflict-window", envvar=ENV + "CONFLICT_WINDOW", default="60s",
+              show_default=True, metavar="DURATION",
+              help="A stream another client changes back 3 times within this window is left "
+                   "alone for half of it, then doubling up to ten windows; 0 turns this off. "
+                   f"[env: {ENV}CONFLICT_WINDOW]")
 @click.option("--embedded", envvar=ENV + "EMBEDDED", is_flag=True,
               help="Start a local nats-server with JetStream (needs the `server` extra; data in "
                    "./.jetstream-reconciler, port from NATS_URL or 4222), reconcile only that "
@@ -251,7 +257,8 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
 @_apply_options
 @_connection_options
 @_log_options
-def watch(paths: tuple[str, ...], resync: str, settle: str, **kw: Any) -> int:
+def watch(paths: tuple[str, ...], resync: str, settle: str, conflict_window: str,
+          **kw: Any) -> int:
     """Keep the server equal to the manifests until stopped (the main job).
 
     \b
@@ -270,20 +277,24 @@ def watch(paths: tuple[str, ...], resync: str, settle: str, **kw: Any) -> int:
     """
     from reconciler.daemon import run
 
-    settings = _settings(paths, kw | {"resync_s": _seconds(resync, "--resync", "60s"),
-                                      "settle_s": _seconds(settle, "--settle", "2s")})
+    settings = _settings(paths, kw | {
+        "resync_s": _seconds(resync, "--resync", "60s"),
+        "settle_s": _seconds(settle, "--settle", "2s"),
+        "conflict_window_s": _seconds(conflict_window, "--conflict-window", "60s",
+                                      zero_ok=True),
+    })
     return asyncio.run(run(settings))
 
 
-def _seconds(text: str, flag: str, example: str) -> float:
-    """A duration option above 0, in seconds."""
+def _seconds(text: str, flag: str, example: str, *, zero_ok: bool = False) -> float:
+    """A duration option above 0 (or 0 when `zero_ok`), in seconds."""
     from reconciler.units import UnitError, parse_duration
 
     try:
         ns = parse_duration(text)
     except UnitError as exc:
         raise click.BadParameter(f"{text!r}: {exc}", param_hint=flag) from exc
-    if ns <= 0:
+    if ns < 0 or (ns == 0 and not zero_ok):
         raise click.BadParameter(f"must be above 0, e.g. {example}", param_hint=flag)
     return ns / 1e9
 

@@ -32,16 +32,17 @@ import structlog
 from watchfiles import awatch
 
 from reconciler import jetstream
+from reconciler.conflicts import Conflicts
 from reconciler.embedded import EmbeddedServer
 from reconciler.errors import ConnectFailed, JetStreamError
 from reconciler.http import HttpServer
+from reconciler.ledger import Ledger
 from reconciler.manifest import LoadResult, discover, load_manifests
 from reconciler.metrics import Metrics
 from reconciler.model import (
     Action,
     Advisory,
     Degraded,
-    DriftMode,
     Plan,
     Policy,
     Problem,
@@ -59,8 +60,9 @@ log = structlog.get_logger("reconciler.daemon")
 #: how long after our own change a stream advisory for that stream is taken as its echo
 OWN_ECHO_S = 2.0
 STOP_GRACE_S = 3.5
-#: how long a stream advisory waits for the API advisory that names who made the change
-ACTOR_GRACE_S = 0.02
+#: how long a stream advisory waits for the API advisory that names who made the change (it
+#: normally follows within milliseconds and starts the pass at once)
+ACTOR_GRACE_S = 0.25
 #: a held file is looked at again this long after its settle period ends
 SETTLE_MARGIN_S = 0.01
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -73,7 +75,10 @@ class Daemon:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._triggers: set[str] = set()
-        self._actors: dict[str, str] = {}
+        self._ledger = Ledger()
+        self._read_at = 0
+        self._holds: dict[str, str] = {}
+        self._conflicts = Conflicts(settings.conflict_window_s, time.monotonic)
         self._own_echo: dict[str, float] = {}
         self._settling: dict[str, asyncio.TimerHandle] = {}
         self._js: jetstream.JetStream | None = None
@@ -111,8 +116,7 @@ class Daemon:
             parts = advisory.subject.split(".")
             if len(parts) < 5 or parts[3] not in ("CREATE", "UPDATE", "DELETE"):
                 return
-            if advisory.actor:
-                self._actors[stream] = advisory.actor
+            self._ledger.note(stream, advisory.actor, advisory.config)
             pending = self._settling.pop(stream, None)
             if pending is not None:
                 pending.cancel()
@@ -147,6 +151,8 @@ class Daemon:
             reasons.append("the last reconcile failed")
         if self._degraded:
             reasons.append("degraded: " + "; ".join(str(d) for d in self._degraded))
+        now = time.monotonic()
+        reasons.extend(c.reason(now) for c in self._conflicts.active())
         return not reasons, reasons
 
     # --- running -----------------------------------------------------------------------------
@@ -279,12 +285,11 @@ class Daemon:
 
     async def _pass(self, triggers: set[str]) -> None:
         assert self._js is not None
-        actors, self._actors = self._actors, {}
         reconcile_id = new_reconcile_id()
         trigger = ",".join(sorted(triggers)) or "wake"
         started = time.monotonic()
         result: Result | None = None
-        sources: Mapping[str, str] = {}
+        specs: list[StreamSpec] = []
         try:
             specs, changed = await self._desired()
             plan = await self._plan(specs)
@@ -293,9 +298,10 @@ class Daemon:
             sources = self._sources_of(specs)
             result = await reconcile(
                 self._js, specs, allow_data_loss=self.settings.allow_data_loss,
-                concurrency=self.settings.concurrency, source=trigger, sources=sources,
-                actors=actors, reconcile_id=reconcile_id, before_apply=self._expect_echo,
-                plan=plan, started=started,
+                concurrency=self.settings.concurrency, trigger=trigger, sources=sources,
+                ledger=self._ledger, actor_grace_s=ACTOR_GRACE_S, reconcile_id=reconcile_id,
+                holds=self._holds, before_apply=self._expect_echo, plan=plan,
+                read_at=self._read_at, started=started,
             )
         except asyncio.CancelledError:
             raise
@@ -304,7 +310,9 @@ class Daemon:
         finally:
             self.metrics.reconcile_duration.observe(time.monotonic() - started)
             self._schedule_settle()
-        self._record(result, sources)
+        self._record(result)
+        self._remember_loaded(specs, result)
+        self._track_conflicts(result)
         self.passes += 1
         async with self._pass_done:
             self._pass_done.notify_all()
@@ -316,8 +324,10 @@ class Daemon:
 
     async def _plan(self, specs: list[StreamSpec]) -> Plan:
         assert self._js is not None
+        self._read_at = self._ledger.position()  # what the live configs read next account for
+        self._holds = self._conflicts.holds()
         return await compute_plan(self._js, specs, allow_data_loss=self.settings.allow_data_loss,
-                                  concurrency=self.settings.concurrency)
+                                  concurrency=self.settings.concurrency, holds=self._holds)
 
     def _read_manifests(self) -> tuple[dict[str, Snapshot | None], LoadResult]:
         """Every manifest file's snapshot, taken before the load (see `_review`)."""
@@ -419,28 +429,60 @@ class Daemon:
                 delay, self.trigger, "settle")
 
     def _sources_of(self, specs: list[StreamSpec]) -> Mapping[str, str]:
-        """Per stream: `manifest` when its manifest changed since the last pass, else
-        `server` (the live side moved)."""
-        current = {s.name: (s.config, s.policy) for s in specs}
-        sources = {
-            name: "manifest" if self._last_loaded.get(name) != value else "server"
-            for name, value in current.items()
+        """Per stream: `manifest` when its manifest changed since the stream was last in
+        sync, else `server` (the live side moved)."""
+        return {
+            s.name: "manifest" if self._last_loaded.get(s.name) != (s.config, s.policy)
+            else "server"
+            for s in specs
         }
-        self._last_loaded = current
-        return sources
+
+    def _remember_loaded(self, specs: list[StreamSpec], result: Result | None) -> None:
+        """The manifest of each stream the pass left in sync (so that a failed, blocked or
+        report-only stream's manifest change is still told as one next time)."""
+        if result is None:
+            return
+        in_sync = {o.name for o in result.outcomes
+                   if o.status in (Status.CREATED, Status.UPDATED, Status.UNCHANGED)}
+        declared = {s.name for s in specs}
+        self._last_loaded = {n: v for n, v in self._last_loaded.items() if n in declared}
+        for spec in specs:
+            if spec.name in in_sync:
+                self._last_loaded[spec.name] = (spec.config, spec.policy)
 
     def _expect_echo(self, plan: Plan) -> None:
         """The server will announce the changes we are about to make; those advisories are
         no news. (Another client's change is still seen through its API advisory.)"""
         until = time.monotonic() + OWN_ECHO_S
         for stream in plan.streams:
-            policy = self._last_loaded.get(stream.name, (None, Policy()))[1]
-            if stream.action in (Action.CREATE, Action.UPDATE) and (
-                policy.drift is not DriftMode.REPORT
-            ):
+            if stream.action in (Action.CREATE, Action.UPDATE):
                 self._own_echo[stream.name] = until
 
-    def _record(self, result: Result | None, sources: Mapping[str, str]) -> None:
+    def _track_conflicts(self, result: Result | None) -> None:
+        """Count each outside change we put back; a fight pauses healing of its stream (the
+        plan then only reports it) and a pass is due when the pause ends."""
+        if result is not None:
+            outside = {d.stream: d for d in result.drifts if d.source == "server"}
+            fought = {c.stream for c in self._conflicts.active()}
+            for outcome in result.outcomes:
+                drift = outside.get(outcome.name)
+                if outcome.status not in (Status.CREATED, Status.UPDATED) or (
+                    drift is None and outcome.name not in fought
+                ):
+                    continue
+                # the heal that ends a pause puts back a drift already logged during it
+                conflict = self._conflicts.healed(
+                    outcome.name, drift.actor if drift else None, drift.fields if drift else ())
+                if conflict is not None:
+                    log.warning("conflict_detected", stream=conflict.stream,
+                                fields=list(conflict.fields), actor=conflict.actor,
+                                count=conflict.count, paused_s=round(conflict.pause_s, 1))
+                    self.metrics.conflicts_detected.labels(stream=conflict.stream).inc()
+                    asyncio.get_running_loop().call_later(
+                        conflict.pause_s, self.trigger, "conflict")
+        self.metrics.conflicts.set(len(self._conflicts.active()))
+
+    def _record(self, result: Result | None) -> None:
         m = self.metrics
         if result is None:
             self._last_result_ok = False
@@ -449,10 +491,8 @@ class Daemon:
             return
         self._degraded = result.degraded
         states = {"in_sync": 0, "drifted": 0, "blocked": 0, "degraded": len(result.degraded)}
-        for stream in result.plan.streams:
-            if stream.action is not Action.NOOP:
-                m.drift_events.labels(stream=stream.name,
-                                      source=sources.get(stream.name, "server")).inc()
+        for drift in result.drifts:
+            m.drift_events.labels(stream=drift.stream, source=drift.source or "server").inc()
         for outcome in result.outcomes:
             if outcome.status is Status.BLOCKED:
                 m.changes_blocked.labels(stream=outcome.name).inc()

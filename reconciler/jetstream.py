@@ -204,8 +204,11 @@ def parse_advisory(
         return None
     if parts[3] not in _API_STREAM_CHANGES:
         return None
-    if _failed(payload.get("response")):
+    if "error" in _decoded(payload.get("response")):
         return None  # nothing changed
+    # What the client sent, not the response's config: another update (ours) may already
+    # have replaced the config by the time the server writes the response.
+    config = _decoded(payload.get("request"))
     client = payload.get("client") or {}
     cid = client.get("id", client.get("cid"))
     cid = cid if isinstance(cid, int) else None
@@ -224,17 +227,20 @@ def parse_advisory(
         time_ns=time_ns,
         client_id=cid,
         user=user,
+        config=config if config and parts[3] != "DELETE" else None,
     )
 
 
-def _failed(response: Any) -> bool:
-    if not isinstance(response, str):
-        return False
+def _decoded(text: Any) -> dict[str, Any]:
+    """An API advisory's `request` or `response` (a JSON string) as a dict; {} when it is
+    not one."""
+    if not isinstance(text, str):
+        return {}
     try:
-        decoded = json.loads(response)
+        decoded = json.loads(text)
     except ValueError:
-        return False
-    return isinstance(decoded, dict) and "error" in decoded
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
 
 
 def split_servers(servers: Iterable[str]) -> list[str]:

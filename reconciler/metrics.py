@@ -27,6 +27,12 @@ class Metrics:
         self.changes_blocked = Counter(
             f"{PREFIX}_changes_blocked", "Changes blocked (data loss not allowed, or a change "
             "the server cannot make), by stream.", ["stream"], registry=r)
+        self.conflicts = Gauge(
+            f"{PREFIX}_conflicts", "Streams in a conflict with another client (healing paused, "
+            "or resumed and watched).", registry=r)
+        self.conflicts_detected = Counter(
+            f"{PREFIX}_conflicts_detected", "Conflicts started or renewed (healing paused), by "
+            "stream.", ["stream"], registry=r)
         self.last_success = Gauge(
             f"{PREFIX}_last_success_timestamp_seconds",
             "Unix time of the last reconcile that succeeded.", registry=r)

@@ -165,10 +165,17 @@ class MessageSample:
 
 
 class Action(StrEnum):
+    """What the plan decided for one stream; `apply` only carries it out."""
+
     CREATE = "create"
     UPDATE = "update"
     NOOP = "noop"
+    """Live equals desired: nothing to do."""
     BLOCKED = "blocked"
+    """A write is needed but refused: the server cannot make it, or it loses data not agreed to."""
+    REPORT = "report"
+    """The stream differs (or is missing) but is left as it is and the difference only logged:
+    its policy is `drift: report`, or watch mode paused healing it (a conflict)."""
 
 
 @dataclass(frozen=True)
@@ -212,9 +219,13 @@ class StreamPlan:
     config: Config | None = None
     """The whole configuration to send on create/update (an update replaces the config)."""
     reasons: tuple[str, ...] = ()
-    """Why the stream is blocked, one sentence each."""
+    """Why the stream is blocked or only reported, one sentence each."""
     impact: Impact | None = None
     location: Location | None = None
+    missing: bool = False
+    """The stream is not on the server (`changes` then list what the manifest sets)."""
+    basis: Config | None = field(default=None, compare=False, repr=False)
+    """The live configuration (as read) this plan was made against; None when missing."""
 
 
 @dataclass(frozen=True)
@@ -244,7 +255,7 @@ class Status(StrEnum):
     BLOCKED = "blocked"
     """Refused by policy (data loss not allowed) or impossible for the server."""
     REPORTED = "reported"
-    """Drift left in place because the stream's policy is `drift: report`."""
+    """Drift left in place, as the plan decided (`Action.REPORT`)."""
     FAILED = "failed"
 
 
@@ -308,3 +319,6 @@ class Advisory:
     client_id: int | None = None
     """The server's id for the client connection (`cid`), when the advisory names one."""
     user: str | None = None
+    config: Config | None = None
+    """For "api" create and update: the whole configuration the client sent (an update
+    replaces the configuration), which tells exactly what the change set."""

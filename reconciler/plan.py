@@ -17,6 +17,7 @@ from typing import Any
 from reconciler.model import (
     Action,
     Config,
+    DriftMode,
     FieldChange,
     Impact,
     LiveStream,
@@ -561,8 +562,14 @@ def plan_stream(
     sample: MessageSample | None = None,
     *,
     allow_data_loss: bool = False,
+    hold: str | None = None,
 ) -> StreamPlan:
-    """What to do with one declared stream."""
+    """What to do with one declared stream: the one decision that `apply`, the exit codes,
+    the outputs, the events and the metrics all follow.
+
+    A stream that differs is only reported (`Action.REPORT`, nothing written, nothing
+    blocked) when its policy is `drift: report` or when `hold` gives a reason to leave it
+    alone for now (watch mode pausing a fight over the stream)."""
     config = desired_config(spec, live)
     if live is None:
         # what the manifest sets beyond a stream of all defaults
@@ -570,18 +577,27 @@ def plan_stream(
             FieldChange(c.path, None, c.desired)
             for c in diff(config, canonical({"name": spec.name}))
         )
+        report = _report_reason(spec, hold, missing=True)
+        if report:
+            return StreamPlan(spec.name, Action.REPORT, changes, None, (report,),
+                              location=spec.location, missing=True)
         if config["sealed"]:
             reason = ("a stream cannot be created sealed; apply it with sealed: false first, "
                       "then set sealed: true")
             return StreamPlan(spec.name, Action.BLOCKED, changes, config, (reason,),
-                              location=spec.location)
-        return StreamPlan(spec.name, Action.CREATE, changes, config, location=spec.location)
+                              location=spec.location, missing=True)
+        return StreamPlan(spec.name, Action.CREATE, changes, config, location=spec.location,
+                          missing=True)
 
     live_canonical = canonical(live.config)
     changes = () if config == live_canonical else diff(
         config, live_canonical, spec.policy.ignore_fields)
     if not changes:
-        return StreamPlan(spec.name, Action.NOOP, location=spec.location)
+        return StreamPlan(spec.name, Action.NOOP, location=spec.location, basis=live.config)
+    report = _report_reason(spec, hold, missing=False)
+    if report:
+        return StreamPlan(spec.name, Action.REPORT, changes, None, (report,),
+                          location=spec.location, basis=live.config)
 
     reasons = list(blocked_reasons(config, live_canonical))
     impact = predict_impact(config, live, sample)
@@ -594,8 +610,16 @@ def plan_stream(
             )
     action = Action.BLOCKED if reasons else Action.UPDATE
     return StreamPlan(
-        spec.name, action, changes, config, tuple(reasons), impact, spec.location
+        spec.name, action, changes, config, tuple(reasons), impact, spec.location,
+        basis=live.config,
     )
+
+
+def _report_reason(spec: StreamSpec, hold: str | None, *, missing: bool) -> str | None:
+    if spec.policy.drift is DriftMode.REPORT:
+        what = "not created" if missing else "left as it is"
+        return f"reconcile.drift is report: {what}, the difference is only logged"
+    return hold
 
 
 def describe_impact(impact: Impact) -> str:
@@ -619,14 +643,18 @@ def build_plan(
     samples: Mapping[str, MessageSample] | None = None,
     *,
     allow_data_loss: bool = False,
+    holds: Mapping[str, str] | None = None,
 ) -> Plan:
-    """The plan for every declared stream, plus the live streams no manifest declares."""
+    """The plan for every declared stream, plus the live streams no manifest declares.
+    `holds` names streams to leave alone for now, with the reason (see `plan_stream`)."""
     by_name = {s.name: s for s in live}
     samples = samples or {}
+    holds = holds or {}
     specs = list(specs)
     declared = {s.name for s in specs}
     streams = tuple(
-        plan_stream(s, by_name.get(s.name), samples.get(s.name), allow_data_loss=allow_data_loss)
+        plan_stream(s, by_name.get(s.name), samples.get(s.name),
+                    allow_data_loss=allow_data_loss, hold=holds.get(s.name))
         for s in specs
     )
     unmanaged = tuple(sorted(n for n in by_name if n not in declared))

@@ -23,9 +23,11 @@ import structlog
 
 from reconciler.apply import StreamWriter, apply_plan
 from reconciler.errors import JetStreamError
+from reconciler.ledger import Ledger, Settled
 from reconciler.model import (
-    Action,
+    Config,
     Degraded,
+    FieldChange,
     Listing,
     LiveStream,
     MessageSample,
@@ -35,7 +37,7 @@ from reconciler.model import (
     StreamPlan,
     StreamSpec,
 )
-from reconciler.plan import build_plan, desired_config, sample_request
+from reconciler.plan import build_plan, canonical, desired_config, plan_stream, sample_request
 
 log = structlog.get_logger("reconciler.reconcile")
 
@@ -45,17 +47,33 @@ class JetStreamAPI(StreamWriter, Protocol):
 
     async def list_streams(self) -> Listing: ...
 
+    async def stream_info(self, name: str) -> LiveStream | None: ...
+
     async def sample_messages(
         self, live: LiveStream, *, budget: int = ..., subject_counts: bool = ...
     ) -> MessageSample: ...
 
 
 @dataclass(frozen=True)
+class Drift:
+    """One `drift_detected` event of a pass, as a value (for metrics and conflict tracking)."""
+
+    stream: str
+    fields: tuple[str, ...]
+    source: str | None
+    actor: str | None
+    overwritten: bool = False
+    """Learnt from an advisory after our update had already put these fields back."""
+
+
+@dataclass(frozen=True)
 class Result:
     reconcile_id: str
     plan: Plan
+    """The plan carried out: a stream planned again just before its update shows the new plan."""
     outcomes: tuple[Outcome, ...] = ()
     duration_s: float = 0.0
+    drifts: tuple[Drift, ...] = ()
 
     def counts(self) -> dict[str, int]:
         if self.outcomes:
@@ -68,7 +86,7 @@ class Result:
 
     @property
     def blocked(self) -> bool:
-        return any(o.status in (Status.BLOCKED, Status.REPORTED) for o in self.outcomes)
+        return any(o.status is Status.BLOCKED for o in self.outcomes)
 
     @property
     def degraded(self) -> tuple[Degraded, ...]:
@@ -86,10 +104,12 @@ async def compute_plan(
     *,
     allow_data_loss: bool = False,
     concurrency: int = 32,
+    holds: Mapping[str, str] | None = None,
 ) -> Plan:
     """Read the live state this plan needs, then plan (pure). A stream the server cannot
     describe is not planned (a missing stream would look like one to create): it is listed in
-    `Plan.degraded`, with `Plan.unmanaged` when no manifest declares it."""
+    `Plan.degraded`, with `Plan.unmanaged` when no manifest declares it. `holds` names
+    streams to only report (see `plan.plan_stream`)."""
     listing = await js.list_streams()
     unreadable = dict(listing.unreadable)
     by_name = {s.name: s for s in listing.streams}
@@ -116,7 +136,7 @@ async def compute_plan(
     samples = dict(f for f in found if f is not None)
     readable = [s for s in specs if s.name not in unreadable]
     live = [s for s in listing.streams if s.name not in unreadable]
-    plan = build_plan(readable, live, samples, allow_data_loss=allow_data_loss)
+    plan = build_plan(readable, live, samples, allow_data_loss=allow_data_loss, holds=holds)
     declared = {s.name: s for s in specs}
     degraded = tuple(
         Degraded(name, reason, managed=name in declared,
@@ -134,49 +154,113 @@ async def reconcile(
     allow_data_loss: bool = False,
     concurrency: int = 32,
     apply: bool = True,
-    source: str = "manifest",
+    trigger: str = "apply",
     sources: Mapping[str, str] | None = None,
-    actors: Mapping[str, str] | None = None,
+    ledger: Ledger | None = None,
+    holds: Mapping[str, str] | None = None,
+    actor_grace_s: float = 0.0,
     reconcile_id: str | None = None,
     before_apply: Callable[[Plan], None] | None = None,
     plan: Plan | None = None,
+    read_at: int | None = None,
     started: float | None = None,
 ) -> Result:
-    """Plan, and apply unless `apply` is false. Emits `drift_detected` per differing stream
-    (its `source` from `sources` by stream name, else `source`; its actor from `actors`) and
-    one `reconcile_finished`. Raises only for errors that stop the whole pass (listing streams
-    failed); per-stream errors are outcomes.
+    """Plan, and apply unless `apply` is false; one `reconcile_finished` event.
+
+    Each drift is logged once as `drift_detected`: its `source` from `sources` by stream
+    name (None when unknown: one CLI run cannot tell which side moved), its actor from the
+    outside changes `ledger` accounts for (watch mode keeps one across passes). Just before
+    an update the stream is read again; if it moved since it was planned, it is planned
+    again (and what moved logged) so that no change is overwritten unplanned. `holds` names
+    streams to only report (see `plan.plan_stream`). A drift read before the advisory that
+    names who made it waits up to `actor_grace_s` for it. Raises only for errors that stop
+    the whole pass (listing streams failed); per-stream errors are outcomes.
 
     `plan` is the plan of `specs` when the caller has computed it already (watch mode looks
-    it over first), and `started` the `time.monotonic()` at which the pass began."""
+    it over first), `read_at` the ledger's position just before its live configs were read,
+    and `started` the `time.monotonic()` at which the pass began."""
     sources = sources or {}
-    actors = actors or {}
+    ledger = ledger if ledger is not None else Ledger()
+    holds = holds or {}
     reconcile_id = reconcile_id or new_reconcile_id()
     started = time.monotonic() if started is None else started
     rlog = log.bind(reconcile_id=reconcile_id)
+    drifts: list[Drift] = []
     if plan is None:
+        read_at = ledger.position()
         plan = await compute_plan(
-            js, specs, allow_data_loss=allow_data_loss, concurrency=concurrency
+            js, specs, allow_data_loss=allow_data_loss, concurrency=concurrency, holds=holds
         )
+    position = ledger.position() if read_at is None else read_at
     for degraded in plan.degraded:
         rlog.warning("stream_unreadable", stream=degraded.name, managed=degraded.managed,
                      error=degraded.reason)
+
+    def overwritten(name: str, settled: Settled) -> None:
+        for actor, lost in settled.overwritten:
+            drifts.append(_log_drift(rlog, name, "update", lost, "server", actor,
+                                     overwritten=True))
+
+    news: list[tuple[StreamPlan, str | None]] = []
     for stream in plan.streams:
-        if stream.action is not Action.NOOP:
-            where = sources.get(stream.name, source)
-            _log_drift(rlog, stream, where,
-                       actors.get(stream.name) if where == "server" else None)
+        settled = ledger.settle(stream.name, position, stream.basis)
+        overwritten(stream.name, settled)
+        if ledger.first_report(stream.name, stream.changes):
+            news.append((stream, _who(settled.actors)))
+    # a change read before its advisory came: wait a moment for the name (all at once)
+    named = await asyncio.gather(*(
+        _await_actor(ledger, s.name, s.basis, actor_grace_s)
+        if actor is None and s.basis is not None else _known(actor)
+        for s, actor in news))
+    for (stream, _), actor in zip(news, named, strict=True):
+        drifts.append(_log_drift(rlog, stream.name, str(stream.action), stream.changes,
+                                 sources.get(stream.name), actor, missing=stream.missing))
+
+    specs_by_name = {s.name: s for s in specs}
+    bases: dict[str, tuple[LiveStream, int]] = {}
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def recheck(stream: StreamPlan) -> StreamPlan:
+        """Read the stream again just before its update; plan again if it moved."""
+        assert stream.basis is not None
+        at = ledger.position()
+        current = await js.stream_info(stream.name)
+        if current is not None and canonical(current.config) == canonical(stream.basis):
+            overwritten(stream.name, ledger.settle(stream.name, at, current.config))
+            bases[stream.name] = (current, at)
+            return stream
+        spec = specs_by_name[stream.name]
+        sample = None if current is None else await _sample(js, spec, current, gate)
+        again = plan_stream(spec, current, sample, allow_data_loss=allow_data_loss,
+                            hold=holds.get(stream.name))
+        settled = ledger.settle(stream.name, at, current.config if current else None)
+        overwritten(stream.name, settled)
+        moved = tuple(c for c in again.changes if c not in stream.changes)
+        if ledger.first_report(stream.name, again.changes) and (moved or again.missing):
+            actor = _who(settled.actors)
+            if actor is None and current is not None:
+                actor = await _await_actor(ledger, stream.name, current.config, actor_grace_s)
+            drifts.append(_log_drift(rlog, stream.name, str(again.action), moved, "server",
+                                     actor, missing=again.missing))
+        if current is not None:
+            bases[stream.name] = (current, at)
+        return again
+
     outcomes: tuple[Outcome, ...] = ()
     if apply:
         if before_apply is not None:
             before_apply(plan)
-        policies = {s.name: s.policy for s in specs}
-        outcomes = await apply_plan(js, plan, policies, concurrency=concurrency,
-                                    logger=rlog)
-    result = Result(reconcile_id, plan, outcomes, time.monotonic() - started)
+        outcomes = await apply_plan(js, plan, concurrency=concurrency, logger=rlog,
+                                    recheck=recheck)
+        plan = replace(plan, streams=tuple(o.plan for o in outcomes))
+        for outcome in outcomes:
+            if outcome.status is Status.UPDATED and outcome.name in bases:
+                basis, at = bases[outcome.name]
+                ledger.wrote(outcome.name, basis.config, at)
+    result = Result(reconcile_id, plan, outcomes, time.monotonic() - started, tuple(drifts))
     rlog.info(
         "reconcile_finished",
-        trigger=source,
+        trigger=trigger,
         streams=len(plan.streams),
         unmanaged=len(plan.unmanaged),
         degraded=[d.name for d in plan.degraded],
@@ -186,15 +270,54 @@ async def reconcile(
     return result
 
 
-def _log_drift(rlog: Any, stream: StreamPlan, source: str, actor: str | None) -> None:
+async def _sample(
+    js: JetStreamAPI, spec: StreamSpec, current: LiveStream, gate: asyncio.Semaphore
+) -> MessageSample | None:
+    """The messages of `current` when a change to `spec` can discard some (for the plan
+    made again just before an update)."""
+    if current.state.messages == 0:
+        return None
+    request = sample_request(desired_config(spec, current), current)
+    if request is None:
+        return None
+    async with gate:
+        return await js.sample_messages(current, subject_counts=request.subject_counts)
+
+
+async def _await_actor(
+    ledger: Ledger, stream: str, live: Config, grace_s: float
+) -> str | None:
+    """The read saw a change whose advisory is still on its way: wait a moment for its name."""
+    deadline = time.monotonic() + grace_s
+    while (actor := ledger.actor_of(stream, live)) is None:
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(0.005)
+    return actor
+
+
+async def _known(actor: str | None) -> str | None:
+    return actor
+
+
+def _who(actors: Sequence[str]) -> str | None:
+    return ", ".join(actors) or None
+
+
+def _log_drift(
+    rlog: Any, stream: str, action: str, changes: Sequence[FieldChange], source: str | None,
+    actor: str | None, *, missing: bool = False, overwritten: bool = False,
+) -> Drift:
     rlog.info(
         "drift_detected",
-        stream=stream.name,
-        action=str(stream.action),
+        stream=stream,
+        action=action,
         source=source,
         actor=actor,
-        missing=stream.action is Action.CREATE,
-        changes=[
-            {"field": c.path, "live": c.live, "desired": c.desired} for c in stream.changes
-        ] if stream.action is not Action.CREATE else [],
+        missing=missing,
+        overwritten=overwritten,
+        changes=[] if missing else [
+            {"field": c.path, "live": c.live, "desired": c.desired} for c in changes
+        ],
     )
+    return Drift(stream, tuple(c.path for c in changes), source, actor, overwritten)

@@ -16,11 +16,13 @@ from reconciler.model import Action, FieldChange, Plan, StreamPlan
 from reconciler.plan import describe_impact
 from reconciler.units import format_duration, format_size
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
-_SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.BLOCKED: "!", Action.NOOP: "="}
+_SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.BLOCKED: "!", Action.NOOP: "=",
+           Action.REPORT: "*"}
 _COLOUR = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.BLOCKED: "red",
-           Action.NOOP: None}
+           Action.NOOP: None, Action.REPORT: "cyan"}
+_VERB = {Action.NOOP: "no changes", Action.REPORT: "report only"}
 
 
 def show_value(path: str, value: Any) -> str:
@@ -49,6 +51,8 @@ def summary_line(plan: Plan) -> str:
         f"{plan.count(Action.BLOCKED)} blocked",
         f"{plan.count(Action.NOOP)} unchanged",
     ]
+    if plan.count(Action.REPORT):
+        parts.append(f"{plan.count(Action.REPORT)} report only")
     if plan.unmanaged:
         parts.append(f"{len(plan.unmanaged)} unmanaged")
     if plan.degraded:
@@ -60,8 +64,8 @@ def _where(stream: StreamPlan) -> str:
     return f" ({stream.location})" if stream.location and stream.location.line else ""
 
 
-def _change_line(change: FieldChange, action: Action) -> str:
-    if action is Action.CREATE:
+def _change_line(change: FieldChange, missing: bool) -> str:
+    if missing:
         return f"{change.path}: {show_value(change.path, change.desired)}"
     return (f"{change.path}: {show_value(change.path, change.live)} -> "
             f"{show_value(change.path, change.desired)}")
@@ -74,16 +78,17 @@ def render_text(plan: Plan, *, colour: bool = False) -> str:
     lines: list[str] = []
     for stream in plan.streams:
         fg = _COLOUR[stream.action]
-        verb = "no changes" if stream.action is Action.NOOP else str(stream.action)
+        verb = _VERB.get(stream.action, str(stream.action))
         lines.append(style(f"{_SYMBOL[stream.action]} {stream.name}", fg, bold=True)
                      + f"{_where(stream)}: {style(verb, fg)}")
         for change in stream.changes:
-            lines.append(f"    {_change_line(change, stream.action)}")
+            lines.append(f"    {_change_line(change, stream.missing)}")
         if stream.impact and stream.action is Action.UPDATE:
             lines.append(style(f"    data loss (allowed): {describe_impact(stream.impact)}",
                                "yellow"))
+        label = "blocked" if stream.action is Action.BLOCKED else "left alone"
         for reason in stream.reasons:
-            lines.append(style(f"    blocked: {reason}", "red"))
+            lines.append(style(f"    {label}: {reason}", fg))
     for degraded in plan.degraded:
         if degraded.managed:
             where = f" ({degraded.location})" if degraded.location else ""
@@ -110,6 +115,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
             "update": plan.count(Action.UPDATE),
             "blocked": plan.count(Action.BLOCKED),
             "noop": plan.count(Action.NOOP),
+            "report": plan.count(Action.REPORT),
             "unmanaged": len(plan.unmanaged),
             "degraded": len(plan.degraded),
             "pending": plan.pending,
@@ -156,7 +162,7 @@ def render_markdown(plan: Plan) -> str:
         lines += ["| | stream | action | details |", "|---|---|---|---|"]
         for s in changed:
             detail = "<br>".join(
-                [f"`{_change_line(c, s.action)}`" for c in s.changes]
+                [f"`{_change_line(c, s.missing)}`" for c in s.changes]
                 + [f"⚠️ {r}" for r in s.reasons]
                 + ([f"data loss (allowed): {describe_impact(s.impact)}"]
                    if s.impact and s.action is Action.UPDATE else [])

@@ -32,6 +32,9 @@ class Settings:
     """API requests in flight at once (the server drops requests past 10,000 pending)."""
     resync_s: float = 60.0
     """Seconds between full resyncs in watch mode (advisories are at-most-once)."""
+    conflict_window_s: float = 60.0
+    """A stream another client changes back 3 times within this many seconds is left alone
+    for half of it, then doubling up to ten (`conflicts.py`); 0 turns this off."""
     settle_s: float = 2.0
     """Watch mode: seconds a manifest file must be left unchanged before a new version that
     may not be applied at once (it discards messages, reverts a field whose line went

@@ -89,15 +89,51 @@ def test_plan_exit_codes(tmp_path: Path, nats_server: NatsServer, capsys: Any) -
                         "0 failed.\n")
 
 
+def test_report_only_is_neither_pending_nor_blocked(
+    tmp_path: Path, nats_server: NatsServer, capsys: Any
+) -> None:
+    config = str(manifest(tmp_path))
+    server = ["--server", nats_server.url, "--log-format", "json"]
+    assert run(capsys, "apply", config, *server)[0] == 0
+    # the server holds max_msgs 10; the manifest, report-only, says 20 and another storage
+    report = "reconcile:\n  drift: report\n"
+    (tmp_path / "config" / "events.yaml").write_text(
+        EVENTS.format(max_msgs=20, extra=report).replace("file", "memory"))
+    code, out, _ = run(capsys, "plan", "--detailed-exitcode", config, *server)
+    assert code == 0
+    assert out.endswith(
+        "* events (" + config + "/events.yaml:1:1): report only\n"
+        "    storage: file -> memory\n"
+        "    max_msgs: 10 -> 20\n"
+        "    left alone: reconcile.drift is report: left as it is, the difference is only "
+        "logged\n\n"
+        "Plan: 0 to create, 0 to update, 0 blocked, 0 unchanged, 1 report only.\n")
+    code, out, _ = run(capsys, "plan", "--output", "json", config, *server)
+    document = json.loads(out)
+    assert document["summary"] == {"create": 0, "update": 0, "blocked": 0, "noop": 0,
+                                   "report": 1, "unmanaged": 0, "degraded": 0, "pending": False}
+    assert document["streams"][0]["action"] == "report"
+    assert document["streams"][0]["config"] is None
+    code, out, err = run(capsys, "apply", config, *server)
+    assert code == 0
+    assert out.endswith("Apply: 0 created, 0 updated, 0 unchanged, 0 blocked, 1 reported, "
+                        "0 failed.\n")
+    events = [json.loads(line) for line in err.splitlines()]
+    assert [e["event"] for e in events] == ["drift_detected", "drift_reported",
+                                            "reconcile_finished"]
+    assert events[0]["action"] == "report"
+    assert events[0]["source"] is None  # one run cannot tell which side moved
+
+
 def test_plan_json_and_markdown(tmp_path: Path, nats_server: NatsServer, capsys: Any) -> None:
     config = str(manifest(tmp_path))
     server = ["--server", nats_server.url, "--log-format", "json"]
     code, out, _ = run(capsys, "plan", "--output", "json", config, *server)
     assert code == 0
     document = json.loads(out)
-    assert document["format_version"] == 1
+    assert document["format_version"] == 2
     assert document["summary"] == {"create": 1, "update": 0, "blocked": 0, "noop": 0,
-                                   "unmanaged": 0, "degraded": 0, "pending": True}
+                                   "report": 0, "unmanaged": 0, "degraded": 0, "pending": True}
     (stream,) = document["streams"]
     assert stream["action"] == "create" and stream["config"]["max_msgs"] == 10
     assert stream["file"].endswith("events.yaml") and stream["line"] == 1

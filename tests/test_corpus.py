@@ -93,7 +93,7 @@ async def server_verdict(js: jetstream.JetStream, streams: list[dict[str, Any]])
             spec = StreamSpec(name=config["name"], config=config)
             try:
                 with capture_logs():  # apply_failed is expected here
-                    outcome = await apply_stream(js, plan_stream(spec, None), spec.policy)
+                    outcome = await apply_stream(js, plan_stream(spec, None))
             except Exception as exc:  # the client could not even send it
                 return f"{config['name']!r}: {type(exc).__name__}: {exc}"
             if outcome.status is not Status.CREATED:

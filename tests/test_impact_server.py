@@ -38,7 +38,7 @@ async def change(js: jetstream.JetStream, spec: StreamSpec) -> tuple[Impact | No
     plan = await compute_plan(js, [spec])
     (stream,) = plan.streams
     assert stream.action is Action.UPDATE, stream
-    outcomes = await apply_plan(js, plan, {"events": spec.policy})
+    outcomes = await apply_plan(js, plan)
     assert outcomes[0].error is None, outcomes[0].error
     after = await js.stream_info("events")
     assert after is not None
@@ -103,7 +103,7 @@ async def test_max_age_prediction_matches_expiry(js: Any) -> None:
     spec = events("file", max_age=100 * MS)
     plan = await compute_plan(js, [spec])
     assert plan.streams[0].impact == Impact(6, 296, True, ("max_age",))
-    await apply_plan(js, plan, {"events": spec.policy})
+    await apply_plan(js, plan)
     for _ in range(100):  # expiry runs on the server's age timer, right after the update
         info = await js.stream_info("events")
         if info.state.messages == 0:
@@ -124,7 +124,7 @@ async def test_data_loss_is_blocked_without_consent(js: Any) -> None:
     spec = StreamSpec("events", events("file", max_msgs=2).config, Policy())
     plan = await compute_plan(js, [spec])
     assert plan.streams[0].action is Action.BLOCKED
-    await apply_plan(js, plan, {"events": spec.policy})
+    await apply_plan(js, plan)
     info = await js.stream_info("events")
     assert info.state.messages == 6
     assert info.config["max_msgs"] == -1

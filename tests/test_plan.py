@@ -8,6 +8,7 @@ import pytest
 
 from reconciler.model import (
     Action,
+    DriftMode,
     FieldChange,
     Impact,
     LiveStream,
@@ -251,6 +252,62 @@ def test_unmanaged_streams_are_listed_not_touched() -> None:
     plan = build_plan([spec(subjects=["events.*"])], [live(), live(other)])
     assert plan.unmanaged == ("legacy",)
     assert [s.name for s in plan.streams] == ["events"]
+
+
+# --- report only: decided in the plan, never written, never blocked ---------------------------
+
+REPORT = Policy(drift=DriftMode.REPORT)
+
+
+@pytest.mark.parametrize(
+    ("desired", "current", "action", "changes"),
+    [
+        # in sync: nothing to report
+        ({"subjects": ["events.*"]}, LIVE_EVENTS, Action.NOOP, ()),
+        # drifted: the difference, nothing to send
+        ({"subjects": ["events.*"], "max_msgs": 10}, LIVE_EVENTS, Action.REPORT,
+         (FieldChange("max_msgs", -1, 10),)),
+        # a change the server cannot make is not blocked: nothing will be tried
+        ({"subjects": ["events.*"], "storage": "memory"}, LIVE_EVENTS, Action.REPORT,
+         (FieldChange("storage", "file", "memory"),)),
+        # missing: reported, not created
+        ({"subjects": ["events.*"]}, None, Action.REPORT,
+         (FieldChange("subjects", None, ["events.*"]),)),
+    ],
+)
+def test_report_only_is_decided_in_the_plan(
+    desired: dict[str, Any], current: dict[str, Any] | None, action: Action,
+    changes: tuple[FieldChange, ...],
+) -> None:
+    got = plan_stream(spec(policy=REPORT, **desired),
+                      None if current is None else live(current))
+    assert (got.action, got.changes, got.config, got.impact) == (action, changes, None, None)
+    assert got.missing is (current is None)
+    if action is Action.REPORT:
+        assert got.reasons == (
+            "reconcile.drift is report: "
+            f"{'not created' if current is None else 'left as it is'}, "
+            "the difference is only logged",)
+    plan = build_plan([spec(policy=REPORT, **desired)],
+                      [] if current is None else [live(current)])
+    assert not plan.pending and not plan.blocked
+
+
+def test_data_loss_on_a_report_only_stream_is_not_blocked() -> None:
+    stream, sample = seeded(SEED_SUBJECTS, max_msgs=-1)
+    got = plan_stream(spec(policy=REPORT, subjects=["events.*"], max_msgs=2), stream, sample)
+    assert got.action is Action.REPORT and got.impact is None
+
+
+def test_a_hold_leaves_a_drifted_stream_alone_with_its_reason() -> None:
+    plan = build_plan([spec(subjects=["events.*"], max_msgs=10), spec("other")],
+                      [live(), live(with_live(name="other", subjects=["other"], max_msgs=5))],
+                      holds={"events": "paused", "other": "paused"})
+    events, other = plan.streams
+    assert (events.action, events.reasons, events.config) == (Action.REPORT, ("paused",), None)
+    assert (other.action, other.reasons) == (Action.REPORT, ("paused",))
+    assert build_plan([spec(subjects=["events.*"])], [live()],
+                      holds={"events": "paused"}).streams[0].action is Action.NOOP
 
 
 # --- data-loss impact ------------------------------------------------------------------------
