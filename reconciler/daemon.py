@@ -66,6 +66,9 @@ ACTOR_GRACE_S = 0.25
 #: a held file is looked at again this long after its settle period ends
 SETTLE_MARGIN_S = 0.01
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+#: a pass that failed or could not read a declared stream is followed by another this long
+#: after it, the wait doubling with each such pass in a row, up to --resync
+RETRY_FIRST_S = 1.0
 
 
 class Daemon:
@@ -88,6 +91,8 @@ class Daemon:
         self._held: dict[str, str] = {}
         """Files whose new version is held back (file: the digest last reported)."""
         self._settle_timer: asyncio.TimerHandle | None = None
+        self._retry_timer: asyncio.TimerHandle | None = None
+        self._retry_s = RETRY_FIRST_S
         self._problems: tuple[Problem, ...] = ()
         self._last_loaded: dict[str, tuple[Any, Policy]] = {}
         self._last_result_ok: bool | None = None
@@ -221,6 +226,8 @@ class Daemon:
     async def _shutdown(self) -> None:
         if self._settle_timer is not None:
             self._settle_timer.cancel()
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
         if self._js is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._js.close(), 1)
@@ -313,6 +320,7 @@ class Daemon:
         self._record(result)
         self._remember_loaded(specs, result)
         self._track_conflicts(result)
+        self._schedule_retry(reconcile_id)
         self.passes += 1
         async with self._pass_done:
             self._pass_done.notify_all()
@@ -427,6 +435,22 @@ class Daemon:
             delay = min(self._files.due_in(f) for f in self._held) + SETTLE_MARGIN_S
             self._settle_timer = asyncio.get_running_loop().call_later(
                 delay, self.trigger, "settle")
+
+    def _schedule_retry(self, reconcile_id: str) -> None:
+        """After a pass that failed (the connection dropped, no meta leader answered, a write
+        failed) or could not read a declared stream (its leader is being elected), look again
+        soon, waiting twice as long after each such pass in a row; a clean pass ends it."""
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
+        if self._last_result_ok and not self._degraded:
+            self._retry_s = RETRY_FIRST_S
+            return
+        delay = min(self._retry_s, self.settings.resync_s)
+        self._retry_s = delay * 2
+        log.info("reconcile_retry", reconcile_id=reconcile_id, retry_in_s=delay,
+                 reason="degraded" if self._last_result_ok else "failed")
+        self._retry_timer = asyncio.get_running_loop().call_later(delay, self.trigger, "retry")
 
     def _sources_of(self, specs: list[StreamSpec]) -> Mapping[str, str]:
         """Per stream: `manifest` when its manifest changed since the stream was last in

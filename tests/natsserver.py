@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +94,16 @@ class NatsCluster:
 
     Each node carries the server tag `node:<name>`, so a stream can be pinned to one node with
     `placement: {tags: ["node:n2"]}`. `start()` returns once a meta leader is elected.
-    `kill(name)` sends SIGKILL to one node (an abrupt death, no goodbye to its peers).
+    `kill(name)` sends SIGKILL to one node (an abrupt death, no goodbye to its peers);
+    `restart(name)` starts it again on its ports and store. Each node serves its monitoring
+    endpoint, from which `meta_leader()` and `stream_leader(stream)` are read.
     """
 
     def __init__(self, base_dir: Path, size: int = 3, name: str = "c"):
         self.base_dir = base_dir
         self.name = name
         self.cluster_ports = {f"n{i}": free_port() for i in range(1, size + 1)}
+        self.monitor_ports = {node: free_port() for node in self.cluster_ports}
         self.nodes: dict[str, NatsServer] = {}
         for node, cport in self.cluster_ports.items():
             conf = base_dir / f"{node}.conf"
@@ -107,6 +113,7 @@ class NatsCluster:
             args = (
                 "-c", str(conf), "--server_name", node, "--cluster_name", name,
                 "--cluster", f"nats://127.0.0.1:{cport}", "--routes", routes,
+                "-m", str(self.monitor_ports[node]),
             )  # fmt: skip
             self.nodes[node] = NatsServer(base_dir / node, extra_args=args)
 
@@ -147,6 +154,53 @@ class NatsCluster:
             os.kill(server.proc.pid, signal.SIGKILL)
             server.proc.wait()
             server.proc = None
+
+    def restart(self, node: str, timeout: float = 30.0) -> None:
+        """Start a killed node again (same ports, same store); returns once it serves."""
+        self.nodes[node].start(timeout)
+
+    @property
+    def running(self) -> list[str]:
+        return [n for n, s in self.nodes.items() if s.proc is not None]
+
+    def jsz(self, node: str, query: str = "") -> dict[str, Any]:
+        """The node's `/jsz` monitoring document."""
+        url = f"http://127.0.0.1:{self.monitor_ports[node]}/jsz{query}"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            document: dict[str, Any] = json.load(reply)
+        return document
+
+    def meta_leader(self, timeout: float = 30.0) -> str:
+        """The node that leads the JetStream meta group, as all running nodes agree."""
+        return self._await_agreement(
+            lambda node: (self.jsz(node).get("meta_cluster") or {}).get("leader"), timeout)
+
+    def stream_leader(self, stream: str, timeout: float = 30.0) -> str:
+        """The node that leads `stream`'s replica group, as all running nodes agree."""
+
+        def leader(node: str) -> str | None:
+            details = self.jsz(node, "?streams=true").get("account_details") or []
+            for account in details:
+                for detail in account.get("stream_detail") or []:
+                    if detail.get("name") == stream:
+                        found = (detail.get("cluster") or {}).get("leader")
+                        return str(found) if found else None
+            return None
+
+        return self._await_agreement(leader, timeout)
+
+    def _await_agreement(self, ask: Callable[[str], object], timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                answers = {ask(node) for node in self.running}
+            except OSError:
+                answers = set()
+            if len(answers) == 1 and (found := answers.pop()) in self.running:
+                return str(found)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the running nodes do not agree on a leader: {answers}")
+            time.sleep(0.1)
 
     def stop(self) -> None:
         for server in self.nodes.values():
