@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from reconciler.errors import ApiError, JetStreamError
+from reconciler.errors import ApiError, ConnectionLost, JetStreamError, RequestTimeout
 from reconciler.model import (
     Action,
     Config,
@@ -120,11 +120,17 @@ async def apply_stream(js: StreamWriter, stream: StreamPlan, logger: Any = None)
         raise
     except ApiError as exc:
         bound.error("apply_failed", action=str(stream.action), code=exc.code,
-                    err_code=exc.err_code, description=exc.description, error=exc.message)
+                    err_code=exc.err_code, description=exc.description, error=exc.message,
+                    in_doubt=False)
         return Outcome(stream, Status.FAILED, exc.message, exc.err_code)
     except JetStreamError as exc:
-        bound.error("apply_failed", action=str(stream.action), error=str(exc))
-        return Outcome(stream, Status.FAILED, str(exc))
+        # sent, and no answer came: the server may have carried it out
+        lost = isinstance(exc, ConnectionLost)
+        in_doubt = exc.sent if isinstance(exc, ConnectionLost) else isinstance(
+            exc, RequestTimeout)
+        bound.error("apply_failed", action=str(stream.action), error=str(exc),
+                    in_doubt=in_doubt)
+        return Outcome(stream, Status.FAILED, str(exc), connection_lost=lost, in_doubt=in_doubt)
 
 
 def _impact_fields(stream: StreamPlan) -> dict[str, object] | None:

@@ -13,8 +13,13 @@ from reconciler import __version__, logs
 from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.manifest import load_manifests
 from reconciler.model import Degraded, Status, StreamSpec
-from reconciler.redact import redact_text
-from reconciler.report import render_json, render_markdown, render_text
+from reconciler.redact import redact_servers, redact_text
+from reconciler.report import (
+    connection_lost_line,
+    render_json,
+    render_markdown,
+    render_text,
+)
 from reconciler.settings import Settings, connect_options
 from reconciler.units import count_of
 
@@ -219,8 +224,12 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
              Status.FAILED]
     click.echo("Apply: " + ", ".join(f"{counts.get(str(s), 0)} {s}" for s in order) + ".")
     for outcome in result.outcomes:
-        if outcome.status is Status.FAILED:
+        if outcome.status is Status.FAILED and not outcome.connection_lost:
             click.echo(f"error: {outcome.error}", err=True)
+    lost = connection_lost_line(result.outcomes, ", ".join(redact_servers(
+        settings.connect.servers)))
+    if lost is not None:
+        click.echo(f"error: {lost}", err=True)
     if _report_degraded(result.plan.degraded) or result.failed:
         return EXIT_ERROR
     return EXIT_BLOCKED if result.blocked else EXIT_OK

@@ -7,6 +7,8 @@
      │                          directory taken, or the server exited)
      └── JetStreamError         anything that went wrong talking to the server
           ├── ConnectFailed     the server could not be reached (or refused our credentials)
+          ├── ConnectionLost    the connection went away; `sent`: whether the request had
+          │                     been sent (then it may or may not have been carried out)
           ├── RequestTimeout    no answer to an API request in time
           ├── PermissionDenied  the server refused to let this user publish or subscribe
           └── ApiError          the server answered with an error (status, err_code, words)
@@ -47,6 +49,16 @@ class JetStreamError(ReconcilerError):
 
 class ConnectFailed(JetStreamError):
     """The NATS server could not be reached or refused the connection."""
+
+
+class ConnectionLost(JetStreamError):
+    """The connection to the server was lost. `sent`: the request had been sent and its
+    answer never came, so it may or may not have been carried out; otherwise it was not
+    sent at all."""
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        self.sent = sent
+        super().__init__(message)
 
 
 class RequestTimeout(JetStreamError):

@@ -6,6 +6,8 @@ durations and cannot send `pedantic`. Everything returned is our own type (`reco
 and every nats-py or asyncio error is translated here into our tree (`reconciler.errors`):
 
     ConnectFailed    the server could not be reached, or refused our credentials
+    ConnectionLost   the connection went away before the answer came (`sent`: the request
+                     was on its way) or before the request could be sent
     PermissionDenied the server reported a permissions violation for the request's subject
                      (an async `-ERR`, which fails the request at once instead of a timeout)
     RequestTimeout   no answer in time (a stream name containing '.', an overloaded server)
@@ -41,6 +43,7 @@ from nats.aio.transport import TcpTransport
 from reconciler.errors import (
     ApiError,
     ConnectFailed,
+    ConnectionLost,
     JetStreamError,
     PermissionDenied,
     RequestTimeout,
@@ -701,7 +704,8 @@ class JetStream:
         if self._no_replies is not None:
             raise PermissionDenied(f"{where}{self._no_replies}")
         if self._nc.is_reconnecting:
-            raise JetStreamError(f"{subject}: not connected to {self.url} (reconnecting)")
+            raise ConnectionLost(f"{where}{subject}: not sent: not connected to {self.url} "
+                                 "(reconnecting)", sent=False)
         interrupt: asyncio.Future[JetStreamError] = asyncio.get_running_loop().create_future()
         key = next(self._ids)
         self._pending[key] = (subject, interrupt)
@@ -712,12 +716,19 @@ class JetStream:
             await asyncio.wait((request, interrupt), return_when=asyncio.FIRST_COMPLETED)
             if not request.done():
                 error = interrupt.result()
+                if isinstance(error, ConnectionLost):
+                    raise ConnectionLost(f"{where}{error}", sent=error.sent)
                 raise type(error)(f"{where}{error}")
             return request.result()
         except asyncio.CancelledError:
             raise
         except JetStreamError:
             raise
+        except nats.errors.ConnectionClosedError:
+            # nats-py refuses to publish on a closed connection: nothing was sent
+            raise ConnectionLost(
+                f"{where}{subject}: not sent: the connection to {self.url} was lost",
+                sent=False) from None
         except nats.errors.NoRespondersError:
             if subject.startswith(f"{API}."):
                 raise JetStreamError(
@@ -769,9 +780,9 @@ class JetStream:
         """The connection is gone: no request in flight will be answered."""
         for subject, interrupt in self._pending.values():
             if not interrupt.done():
-                interrupt.set_result(JetStreamError(
+                interrupt.set_result(ConnectionLost(
                     f"{subject} on {self.url}: the connection was lost before the server "
-                    "answered (the request may or may not have been carried out)"
+                    "answered (the request may or may not have been carried out)", sent=True
                 ))
 
     # streams

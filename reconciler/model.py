@@ -267,6 +267,12 @@ class Outcome:
     status: Status
     error: str | None = None
     err_code: int | None = None
+    connection_lost: bool = False
+    """FAILED because the connection to the server went away during the apply."""
+    in_doubt: bool = False
+    """FAILED with its request sent and never answered (the connection was lost, or no
+    answer came in time): the change may or may not have been made. Otherwise a FAILED
+    stream was left as it was."""
 
     @property
     def name(self) -> str:

@@ -7,12 +7,13 @@ Pure functions: a Plan in, a string out. The JSON document is versioned by
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import click
 
 from reconciler.fields import COUNTS, DURATIONS, SIZES
-from reconciler.model import Action, FieldChange, Plan, StreamPlan
+from reconciler.model import Action, FieldChange, Outcome, Plan, Status, StreamPlan
 from reconciler.plan import describe_impact
 from reconciler.units import format_duration, format_size
 
@@ -180,3 +181,22 @@ def render_markdown(plan: Plan) -> str:
         lines.append(f"⚠️ Degraded{'' if d.managed else ' (unmanaged)'}: `{d.name}`: {d}")
         lines.append("")
     return "\n".join(lines)
+
+
+def connection_lost_line(outcomes: Sequence[Outcome], server: str) -> str | None:
+    """One line for the streams an apply could not apply because the connection to `server`
+    went away: how many, and which were sent but never answered (they may or may not have
+    been applied). None when the connection held."""
+    lost = [o for o in outcomes if o.connection_lost]
+    if not lost:
+        return None
+    writes = sum(1 for o in outcomes if o.plan.action in (Action.CREATE, Action.UPDATE)
+                 and o.status is not Status.REPORTED)
+    doubt = [o.name for o in lost if o.in_doubt]
+    text = (f"the connection to {server} was lost during the apply: {len(lost)} of {writes} "
+            f"streams to create or update were not applied: {len(lost) - len(doubt)} were not "
+            "sent")
+    if doubt:
+        text += (f", {len(doubt)} were sent but not answered and may or may not have been "
+                 f"applied ({', '.join(doubt)})")
+    return text + "; run apply again once the server is back"

@@ -14,7 +14,13 @@ from typing import Any
 import nats
 import pytest
 
-from reconciler.errors import ApiError, ConnectFailed, JetStreamError, RequestTimeout
+from reconciler.errors import (
+    ApiError,
+    ConnectFailed,
+    ConnectionLost,
+    JetStreamError,
+    RequestTimeout,
+)
 from reconciler.jetstream import (
     JetStream,
     connect,
@@ -556,8 +562,9 @@ async def test_lost_connection_fails_fast_without_reconnect(nats_server: NatsSer
             await conn.list_streams()
     finally:
         await conn.close()
-    assert type(caught.value) is JetStreamError
-    assert str(caught.value) == f"$JS.API.STREAM.LIST on {nats_server.url}: connection closed"
+    assert type(caught.value) is ConnectionLost and not caught.value.sent
+    assert str(caught.value) == (
+        f"$JS.API.STREAM.LIST: not sent: the connection to {nats_server.url} was lost")
 
 
 async def test_reconnect_calls_back_and_carries_on(nats_server: NatsServer) -> None:
