@@ -124,8 +124,8 @@ async def apply_stream(js: StreamWriter, stream: StreamPlan, logger: Any = None)
                     in_doubt=False)
         return Outcome(stream, Status.FAILED, exc.message, exc.err_code)
     except JetStreamError as exc:
-        # sent, and no answer came: the server may have carried it out
         lost = isinstance(exc, ConnectionLost)
+        # a request sent and never answered may have been carried out
         in_doubt = exc.sent if isinstance(exc, ConnectionLost) else isinstance(
             exc, RequestTimeout)
         bound.error("apply_failed", action=str(stream.action), error=str(exc),

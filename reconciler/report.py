@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from reconciler.fields import COUNTS, DURATIONS, SIZES
-from reconciler.model import Action, FieldChange, Outcome, Plan, Status, StreamPlan
+from reconciler.model import Action, FieldChange, Outcome, Plan, StreamPlan
 from reconciler.plan import describe_impact
 from reconciler.units import format_duration, format_size
 
@@ -190,8 +190,7 @@ def connection_lost_line(outcomes: Sequence[Outcome], server: str) -> str | None
     lost = [o for o in outcomes if o.connection_lost]
     if not lost:
         return None
-    writes = sum(1 for o in outcomes if o.plan.action in (Action.CREATE, Action.UPDATE)
-                 and o.status is not Status.REPORTED)
+    writes = sum(1 for o in outcomes if o.plan.action in (Action.CREATE, Action.UPDATE))
     doubt = [o.name for o in lost if o.in_doubt]
     text = (f"the connection to {server} was lost during the apply: {len(lost)} of {writes} "
             f"streams to create or update were not applied: {len(lost) - len(doubt)} were not "

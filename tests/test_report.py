@@ -52,7 +52,7 @@ def test_a_lost_connection_is_one_line_that_names_what_may_have_been_applied() -
     outcomes = (
         _outcome("a", Action.CREATE, Status.CREATED),
         _outcome("b", Action.NOOP, Status.UNCHANGED),
-        _outcome("c", Action.UPDATE, Status.REPORTED),
+        _outcome("c", Action.REPORT, Status.REPORTED),
         _outcome("d", Action.UPDATE, Status.FAILED, connection_lost=True, in_doubt=True),
         _outcome("e", Action.CREATE, Status.FAILED, connection_lost=True),
         _outcome("f", Action.CREATE, Status.FAILED, connection_lost=True, in_doubt=True),
