@@ -206,7 +206,10 @@ async def test_watch_survives_the_stream_leader_and_the_meta_leader_dying(
     print(figures)
     assert not [e for e in logs if e["event"] == "watch_failed"]
     for phase in ("stream leader", "meta leader"):
-        assert figures[f"{phase}: quiet passes, writes"] == (0, 0), figures
+        # idle: nothing written, at most the echo of the last change (in a cluster a stream
+        # advisory can come after the API advisory that already started the healing pass)
+        passes, writes = figures[f"{phase}: quiet passes, writes"]
+        assert writes == 0 and passes <= 1, figures
         # retries back off: a few passes while the cluster elects, not one after another
         assert figures[f"{phase}: passes until ready"] <= 6, figures
 
