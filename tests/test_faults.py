@@ -48,10 +48,24 @@ def frozen(server: NatsServer) -> Iterator[None]:
     assert server.proc is not None
     os.kill(server.proc.pid, signal.SIGSTOP)
     try:
+        _await_stopped(server.proc.pid)
         yield
     finally:
         if server.proc is not None and server.proc.poll() is None:
             os.kill(server.proc.pid, signal.SIGCONT)
+
+
+def _await_stopped(pid: int, timeout: float = 5.0) -> None:
+    """Wait until every thread of `pid` is stopped: a signal reaches each thread of a busy
+    process only when that thread next enters the kernel."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = {Path(t, "stat").read_text().rsplit(")", 1)[1].split()[0]
+                  for t in Path(f"/proc/{pid}/task").iterdir()}
+        if states <= {"T", "t"}:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} did not stop within {timeout} s")
 
 
 # --- permissions ---------------------------------------------------------------------------

@@ -213,7 +213,10 @@ async def test_an_atomic_save_takes_the_fast_path_unless_it_discards(
                 loosened = LIMITS.replace("max_msgs: 100", "max_msgs: 1000")
                 saved = save_by_rename(manifest, loosened)
                 applied = await converge(history, manifest)
-                assert not events_of(logs, "manifest_settling")
+                # a pass already running when the file was swapped sees it change while
+                # it reads; that hold is all there may be, and the next pass applies it
+                assert not [e for e in events_of(logs, "manifest_settling")
+                            if e["reasons"] != ["the file changed while it was read"]]
                 assert applied - saved < settle_s
                 only_two_states(history, before, manifest)
 
@@ -222,9 +225,9 @@ async def test_an_atomic_save_takes_the_fast_path_unless_it_discards(
                 saved = save_by_rename(manifest, discarding)
                 applied = await converge(history, manifest)
     assert applied - saved >= settle_s
-    settling = events_of(logs, "manifest_settling")
+    settling = [e for e in events_of(logs, "manifest_settling")
+                if "discard" in " ".join(e["reasons"])]
     assert settling and settling[0]["file"] == str(manifest)
-    assert "discard" in " ".join(settling[0]["reasons"])
     updated = events_of(logs, "stream_updated")
     assert updated[-1]["impact"]["messages"] == MESSAGES - 10
     assert history.configs[-1].state.messages == 10
