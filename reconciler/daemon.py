@@ -23,8 +23,9 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -540,13 +541,11 @@ class Daemon:
     async def _watch_files(self) -> None:
         targets = [_watch_target(Path(p)) for p in self.settings.paths]
         directories = sorted({str(d) for d, _ in targets})
-        wanted_dirs = tuple(str(d) for d, f in targets if f is None)
-        wanted_files = frozenset(str(f) for _, f in targets if f is not None)
+        matchers = [m for _, m in targets]
 
         def relevant(_: Any, path: str) -> bool:
             # No suffix filter: a ConfigMap update is a rename of the `..data` symlink.
-            return path in wanted_files or any(
-                path == d or path.startswith(d + os.sep) for d in wanted_dirs)
+            return any(m(path) for m in matchers)
 
         stop = asyncio.Event()
         stopper = asyncio.create_task(self._relay_stop(stop))
@@ -568,23 +567,62 @@ class Daemon:
             self.trigger("resync")
 
 
-def _watch_target(path: Path) -> tuple[Path, Path | None]:
-    """The directory to watch for `path`, and the one file in it that matters (None: all).
+def _watch_target(path: Path) -> tuple[Path, Callable[[str], bool]]:
+    """The directory to watch for `path`, and which event paths in it matter.
 
     A directory is watched whole. A file is watched through its directory (editors save by
     renaming a new file over the old one), and only its own events count. When the path
     runs through a symbolic link (git-sync publishes each commit by swapping a `current`
-    link), the directory holding the link is watched whole, so that the swap is seen.
+    link; a ConfigMap volume swaps `..data`), the directory holding the first link is
+    watched, but only two kinds of events count: those on a link the path runs through
+    (the swap) and those under what the path resolves to now. git-sync's own writes
+    beside the link (`.git/` on every fetch, the next worktree before its swap) start no
+    reconcile.
     """
     path = path.absolute()
     while not path.exists() and path != path.parent:
         path = path.parent
     for ancestor in [*reversed(path.parents), path]:
         if ancestor.is_symlink():
-            return ancestor.parent, None
+            return ancestor.parent, partial(_through_links, str(path))
     if path.is_dir():
-        return path, None
-    return path.parent, path
+        directory = str(path)
+        return path, lambda p: p == directory or p.startswith(directory + os.sep)
+    file = str(path)
+    return path.parent, lambda p: p == file
+
+
+def _through_links(path: str, event: str) -> bool:
+    """Whether `event` swaps a link `path` runs through or lies under what `path` is now."""
+    links, real = _resolve(path)
+    return event in links or _within(os.path.realpath(event), real)
+
+
+def _resolve(path: str) -> tuple[set[str], str]:
+    """The symbolic links met while resolving absolute `path`, as written, and its real path."""
+    links: set[str] = set()
+    pending = [part for part in path.split(os.sep) if part]
+    current = os.sep
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        candidate = os.path.join(current, part)
+        if os.path.islink(candidate) and hops < 40:
+            hops += 1
+            links.add(candidate)
+            target = os.readlink(candidate)
+            if os.path.isabs(target):
+                current = os.sep
+            pending[:0] = [p for p in target.split(os.sep) if p]
+        elif part == "..":
+            current = os.path.dirname(current)
+        elif part != ".":
+            current = candidate
+    return links, current
+
+
+def _within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
 def _read_again(files: Mapping[str, Snapshot | None]) -> dict[str, Snapshot | None]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -165,6 +166,81 @@ async def test_git_sync_link_swap_is_applied(
         (root / "tmp-link").symlink_to("rev2")
         os.replace(root / "tmp-link", root / "current")
         await until(daemon, lambda: _eq(max_msgs(js), 11))
+
+
+def git_sync_checkout(root: Path, sha: str, max_msgs: int) -> None:
+    """What git-sync v4 does for a new commit: objects under .git, a worktree, a link swap."""
+    git = root / ".git"
+    write(git / "objects" / sha[:2] / sha[2:], f"object {sha}")
+    write(root / ".worktrees" / sha / "streams" / "events.yaml",
+          EVENTS.format(storage="file", max_msgs=max_msgs))
+    (root / f"tmp-link-{sha}").symlink_to(Path(".worktrees") / sha)
+    os.replace(root / f"tmp-link-{sha}", root / "current")
+
+
+def git_fetch_without_new_commit(root: Path) -> None:
+    """git-sync's writes on every period even when the ref has not moved."""
+    git = root / ".git"
+    write(git / "FETCH_HEAD", f"{time.time()}\tbranch 'main'")
+    write(git / "shallow.lock", "")
+    os.replace(git / "shallow.lock", git / "shallow")
+    write(git / "objects" / "pack" / "tmp_pack_x", "pack")
+    (git / "objects" / "pack" / "tmp_pack_x").unlink()
+
+
+def test_git_sync_watch_counts_only_the_link_and_its_checkout(tmp_path: Path) -> None:
+    from reconciler.daemon import _watch_target
+
+    root = tmp_path / "git"
+    git_sync_checkout(root, "aa11", 10)
+    directory, relevant = _watch_target(root / "current" / "streams")
+    assert directory == root, "the link's directory, so that the swap is seen"
+    assert relevant(str(root / "current"))
+    assert relevant(str(root / ".worktrees" / "aa11" / "streams" / "events.yaml"))
+    assert not relevant(str(root / ".git" / "FETCH_HEAD"))
+    assert not relevant(str(root / ".git" / "objects" / "pack" / "tmp_pack_x"))
+    assert not relevant(str(root / ".worktrees" / "aa11" / "README.md")), "outside the subdir"
+    assert not relevant(str(root / ".worktrees" / "bb22" / "streams" / "events.yaml"))
+    assert not relevant(str(root / "tmp-link-bb22"))
+    git_sync_checkout(root, "bb22", 11)
+    assert relevant(str(root / ".worktrees" / "bb22" / "streams" / "events.yaml"))
+    assert not relevant(str(root / ".worktrees" / "aa11" / "streams" / "events.yaml"))
+
+
+def test_configmap_file_watch_counts_the_data_link_swap(tmp_path: Path) -> None:
+    from reconciler.daemon import _watch_target
+
+    root = tmp_path / "configmap"
+    configmap(root, {"events.yaml": EVENTS.format(storage="file", max_msgs=10)}, 1)
+    directory, relevant = _watch_target(root / "events.yaml")
+    assert directory == root
+    assert relevant(str(root / "events.yaml"))
+    assert relevant(str(root / "..data")), "a ConfigMap update renames ..data"
+    assert not relevant(str(root / "other.yaml"))
+
+
+async def test_git_sync_fetches_without_a_new_commit_start_no_pass(
+    tmp_path: Path, nats_server: NatsServer, js: Any
+) -> None:
+    """Only the link swap of a new commit counts, not git's writes beside it."""
+    root = tmp_path / "git"
+    git_sync_checkout(root, "aa11", 10)
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with capture_logs() as logs:
+            async with running(settings_for(nats_server, root / "current" / "streams")) as daemon:
+                assert await max_msgs(js) == 10
+                for _ in range(3):
+                    git_fetch_without_new_commit(root)
+                # events arrive in order: once the swap is applied, the fetches were seen
+                git_sync_checkout(root, "bb22", 11)
+                await until(daemon, lambda: _eq(max_msgs(js), 11))
+    finally:
+        structlog.configure(**saved)
+    changed = [p for e in events_of(logs, "files_changed") for p in e["changes"]]
+    assert str(root / "current") in changed
+    assert not [p for p in changed if "/.git/" in p or p.endswith("/.git")], changed
 
 
 async def test_out_of_band_change_is_healed_and_named(
