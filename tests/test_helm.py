@@ -75,8 +75,8 @@ def notes(chart: helm.Chart, values: dict[str, Any] | None = None) -> str:
 
 
 def validate(document: Manifest, template: str) -> None:
-    if document["kind"] == "ServiceMonitor":
-        # A CRD: no OpenAPI schema ships for it; test_service_monitor checks its fields.
+    if document["kind"] in ("ServiceMonitor", "PodMonitor"):
+        # CRDs: no OpenAPI schema ships for them; the metrics tests check their fields.
         assert document["apiVersion"] == "monitoring.coreos.com/v1"
         return
     try:
@@ -155,6 +155,31 @@ def assert_no_secret_material(objects: dict[str, Manifest]) -> None:
                 assert forbidden not in c.get("args", []), f"{key}: {c['name']} passes {forbidden}"
 
 
+def unreadable_secret_files(spec: Manifest, c: Manifest) -> list[str]:
+    """The Secret volumes mounted in `c` whose files its user cannot read.
+
+    The kubelet writes a Secret volume's files owned by root, in the group of the pod's
+    fsGroup when it has one (root's otherwise), with the volume's mode.
+    """
+    pod = spec.get("securityContext", {})
+    own = c.get("securityContext", {})
+    uid = own.get("runAsUser", pod.get("runAsUser", 0))
+    fs_group = pod.get("fsGroup")
+    groups = {own.get("runAsGroup", pod.get("runAsGroup", uid)), fs_group,
+              *pod.get("supplementalGroups", [])}
+    unreadable = []
+    for m in c.get("volumeMounts", []):
+        secret = volume(spec, m["name"]).get("secret")
+        if secret is None:
+            continue
+        for item in secret.get("items", [{"path": "*"}]):
+            mode = item.get("mode", secret.get("defaultMode", 0o644))
+            group = fs_group if fs_group is not None else 0
+            if not (uid == 0 or mode & 0o004 or (mode & 0o040 and group in groups)):
+                unreadable.append(f"{m['mountPath']}/{item['path']} (mode {mode:o})")
+    return unreadable
+
+
 STREAMS = [
     {
         "name": "events",
@@ -177,8 +202,13 @@ STREAMS = [
         None,
         {"streams": STREAMS, "metrics": {"serviceMonitor": {"enabled": True}}},
         {"gitSync": {"enabled": True, "repo": "https://git.example/streams.git"}},
+        {
+            "streams": {"events": {"subjects": ["events.*"]}},
+            "metrics": {"podMonitor": {"enabled": True}},
+            "networkPolicy": {"enabled": True, "from": [{"podSelector": {}}]},
+        },
     ],
-    ids=["defaults", "streams-and-metrics", "git-sync"],
+    ids=["defaults", "streams-and-metrics", "git-sync", "map-podmonitor-networkpolicy"],
 )
 def test_chart_lints_clean_in_strict_mode(values: dict[str, Any] | None) -> None:
     report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE, kube_version="v1.34.0")
@@ -501,16 +531,23 @@ def test_service_account_is_optional_and_tokenless(chart: helm.Chart) -> None:
 
 
 def test_sidecar_templates_in_another_charts_pod(host_chart: helm.Chart) -> None:
-    values = {
+    values: dict[str, Any] = {
+        "podSecurityContext": {"fsGroup": 65532},
         "reconciler": {
             "streams": STREAMS,
             "auth": {"existingSecret": "nats-reconciler", "credsKey": "reconciler.creds"},
-        }
+        },
     }
+    # The host pod's fsGroup is what lets uid 65532 read the 0440 credentials.
+    bare = pod_spec(render(host_chart, {**values, "podSecurityContext": {}}), "StatefulSet")
+    assert unreadable_secret_files(bare, container(bare)) == [
+        "/etc/jetstream-reconciler/auth/nats.creds (mode 440)"
+    ]
     objects = render(host_chart, values)
     # The subchart renders only the ConfigMap; the container runs in the host's pod.
     assert sorted(objects) == ["ConfigMap/streams-reconciler-manifests", "StatefulSet/streams-nats"]
     spec = pod_spec(objects, "StatefulSet")
+    assert unreadable_secret_files(spec, container(spec)) == []
     assert [c["name"] for c in spec["containers"]] == ["nats", "jetstream-reconciler"]
     reconciler = container(spec)
     assert flag(reconciler, "--server") == "nats://127.0.0.1:4222"
@@ -610,13 +647,17 @@ def test_official_nats_chart_example_matches_the_sidecar_template(host_chart: he
     assert [(op["op"], op["path"]) for op in patch] == [
         ("add", "/spec/containers/-"),
         ("add", "/spec/volumes/-"),
+        ("add", "/spec/volumes/-"),
     ]
     # The names of `helm install streams ./helm/jetstream-reconciler --set deployment.enabled=false`
-    values = {"reconciler": {"fullnameOverride": FULLNAME}}
+    # with the example's credentials
+    auth = {"existingSecret": "nats-reconciler", "credsKey": "nats.creds"}
+    values = {"reconciler": {"fullnameOverride": FULLNAME, "auth": auth}}
     spec = pod_spec(render(host_chart, values), "StatefulSet")
     assert patch[0]["value"] == container(spec)
     assert patch[1]["value"] == volume(spec, "reconciler-manifests")
     assert patch[1]["value"]["configMap"]["name"] == f"{FULLNAME}-manifests"
+    assert patch[2]["value"] == volume(spec, "reconciler-auth")
 
 
 # --- rejected values ----------------------------------------------------------------------
@@ -762,3 +803,179 @@ def test_the_cli_accepts_the_rendered_arguments(
     for option in ("creds", "nkey", "password_file", "token_file", "tls_cert", "tls_key", "tls_ca"):
         name = "--" + option.replace("_", "-")
         assert params[option] == (flag(reconciler, name) if name in args else None)
+
+
+# --- defaults a parent chart and the map form meet ---------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["list", "map"])
+def test_streams_in_either_form_render_without_helm_warnings(
+    chart: helm.Chart, host_chart: helm.Chart, capfd: pytest.CaptureFixture[str], shape: str
+) -> None:
+    """Helm warns ("Not a table") when a map replaces a list default, on every render."""
+    streams: Any = STREAMS
+    if shape == "map":
+        streams = {s["name"]: {k: v for k, v in s.items() if k != "name"} for s in STREAMS}
+    capfd.readouterr()
+    render(chart, {"streams": streams})
+    render(host_chart, {"reconciler": {"streams": streams}})
+    assert capfd.readouterr().err == ""
+
+
+def test_parent_charts_condition_key_enabled_is_accepted(host_chart: helm.Chart) -> None:
+    """`condition: reconciler.enabled` in a parent's Chart.yaml puts `enabled` in our values."""
+    objects = render(host_chart, {"reconciler": {"enabled": True, "streams": STREAMS}})
+    assert "ConfigMap/streams-reconciler-manifests" in objects
+
+
+@pytest.mark.parametrize("name", ["a.b", "orders.>", "a*", "a b", "a/b", "a\\b", "tab\tbed"])
+def test_stream_names_as_map_keys_are_checked(chart: helm.Chart, name: str) -> None:
+    message = render_error(chart, {"streams": {name: {"subjects": ["x.*"]}}})
+    assert f"invalid propertyName {name!r}" in message or "invalid propertyName" in message, message
+
+
+# --- PodMonitor (the sidecar's metrics) -----------------------------------------------------
+
+
+def test_pod_monitor_scrapes_the_sidecar_in_the_host_pod(host_chart: helm.Chart) -> None:
+    values = {
+        "reconciler": {
+            "metrics": {
+                "podMonitor": {
+                    "enabled": True,
+                    "selector": {"app.kubernetes.io/name": "nats"},
+                    "labels": {"release": "kube-prometheus-stack"},
+                }
+            }
+        }
+    }
+    objects = render(host_chart, values)
+    monitor = objects["PodMonitor/streams-reconciler"]
+    assert monitor["metadata"]["namespace"] == NAMESPACE
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    assert monitor["spec"]["podMetricsEndpoints"] == [
+        {"port": "reconciler", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+    ]
+    pod = objects["StatefulSet/streams-nats"]["spec"]["template"]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pod["metadata"]["labels"].items()
+    ports = [p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])]
+    assert "reconciler" in ports
+
+
+def test_pod_monitor_of_the_standalone_pod_selects_it(chart: helm.Chart) -> None:
+    objects = render(chart, {"metrics": {"podMonitor": {"enabled": True}}})
+    monitor = objects[f"PodMonitor/{FULLNAME}"]
+    pod_labels = objects[f"Deployment/{FULLNAME}"]["spec"]["template"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "http"
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (
+            {"deployment": {"enabled": False}, "metrics": {"podMonitor": {"enabled": True}}},
+            "metrics.podMonitor.selector: the reconciler runs in another chart's pod, so "
+            "write that pod's labels (e.g. app.kubernetes.io/name: nats)",
+        ),
+        (
+            {"http": {"port": 0}, "metrics": {"podMonitor": {"enabled": True}}},
+            "http.port: metrics need the HTTP server",
+        ),
+    ],
+    ids=["sidecar-without-selector", "no-http"],
+)
+def test_pod_monitor_needs_what_it_scrapes(
+    chart: helm.Chart, values: dict[str, Any], expected: str
+) -> None:
+    assert expected in render_error(chart, values)
+
+
+# --- NetworkPolicy ----------------------------------------------------------------------------
+
+
+def test_network_policy_admits_only_the_allowed_sources_to_the_http_port(
+    chart: helm.Chart,
+) -> None:
+    sources = [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    objects = render(chart, {"networkPolicy": {"enabled": True, "from": sources}})
+    policy = objects[f"NetworkPolicy/{FULLNAME}"]["spec"]
+    pod_labels = objects[f"Deployment/{FULLNAME}"]["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["policyTypes"] == ["Ingress"], "egress (to NATS, git) is left alone"
+    assert policy["ingress"] == [{"from": sources, "ports": [{"port": "http", "protocol": "TCP"}]}]
+
+
+def test_network_policy_without_sources_or_port(chart: helm.Chart) -> None:
+    open_port = render(chart, {"networkPolicy": {"enabled": True}})
+    assert open_port[f"NetworkPolicy/{FULLNAME}"]["spec"]["ingress"] == [
+        {"ports": [{"port": "http", "protocol": "TCP"}]}
+    ]
+    closed = render(chart, {"networkPolicy": {"enabled": True}, "http": {"port": 0}})
+    assert closed[f"NetworkPolicy/{FULLNAME}"]["spec"]["ingress"] == []
+    assert not any(o["kind"] == "NetworkPolicy" for o in render(chart).values()), "off by default"
+
+
+def test_network_policy_is_refused_for_the_sidecar(chart: helm.Chart) -> None:
+    message = render_error(chart, {"deployment": {"enabled": False},
+                                   "networkPolicy": {"enabled": True}})
+    assert "networkPolicy.enabled: it would select only the standalone Deployment's pod" in message
+
+
+# --- the official nats chart ----------------------------------------------------------------
+
+
+def nats_chart_pod(values: dict[str, Any]) -> Manifest:
+    """The pod spec the official nats chart (2.x) renders with `values`: its own pod
+    template (no securityContext; nats, reloader; config and pid volumes), then
+    podTemplate.merge (mergeOverwrite) and podTemplate.patch (JSON Patch) applied."""
+    spec: Manifest = {
+        "containers": [{"name": "nats", "image": "nats:2.12-alpine"},
+                       {"name": "reloader", "image": "natsio/nats-server-config-reloader"}],
+        "enableServiceLinks": False,
+        "shareProcessNamespace": True,
+        "volumes": [{"name": "config", "configMap": {"name": "nats-config"}},
+                    {"name": "pid", "emptyDir": {}}],
+    }
+    pod: Manifest = {"metadata": {"labels": {"app.kubernetes.io/name": "nats"}}, "spec": spec}
+
+    def merge(dst: Manifest, src: Manifest) -> None:
+        for key, value in src.items():
+            if isinstance(value, dict) and isinstance(dst.get(key), dict):
+                merge(dst[key], value)
+            else:
+                dst[key] = value
+
+    merge(pod, values.get("podTemplate", {}).get("merge", {}))
+    for op in values.get("podTemplate", {}).get("patch", []):
+        assert op["op"] == "add" and op["path"].endswith("/-"), op
+        *parents, _ = op["path"].strip("/").split("/")
+        target: Any = pod
+        for part in parents:
+            target = target[part]
+        target.append(op["value"])
+    return spec
+
+
+def test_official_nats_chart_example_reads_its_credentials() -> None:
+    """With credentials, the NATS pod needs the fsGroup that makes the 0440 files readable."""
+    example = yaml.safe_load((CHART / "examples" / "nats-sidecar-values.yaml").read_text())
+    spec = nats_chart_pod(example)
+    reconciler = container(spec)
+    assert flag(reconciler, "--creds") == "/etc/jetstream-reconciler/auth/nats.creds"
+    assert unreadable_secret_files(spec, reconciler) == []
+    assert spec["securityContext"] == {"fsGroup": 65532}
+    bare = nats_chart_pod({"podTemplate": {"patch": example["podTemplate"]["patch"]}})
+    assert unreadable_secret_files(bare, container(bare)) == [
+        "/etc/jetstream-reconciler/auth/nats.creds (mode 440)"
+    ], "without the fsGroup the check must fail"
+
+
+def test_docs_name_the_nats_chart_version_in_use() -> None:
+    for path in (CHART / "README.md", CHART / "examples" / "nats-sidecar-values.yaml"):
+        text = path.read_text()
+        assert "1.x" not in text, f"{path.name}: the official nats chart is 2.x"

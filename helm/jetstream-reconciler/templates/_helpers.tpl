@@ -147,8 +147,8 @@ key and what to write instead.
 {{- end -}}
 {{- end -}}
 {{- end -}}
-{{- if and (eq (int $v.http.port) 0) (or $v.metrics.service.enabled $v.metrics.serviceMonitor.enabled) -}}
-{{- fail "http.port: metrics need the HTTP server; set a port (default 8081) or disable metrics.service and metrics.serviceMonitor" -}}
+{{- if and (eq (int $v.http.port) 0) (or $v.metrics.service.enabled $v.metrics.serviceMonitor.enabled $v.metrics.podMonitor.enabled) -}}
+{{- fail "http.port: metrics need the HTTP server; set a port (default 8081) or disable metrics.service, metrics.serviceMonitor and metrics.podMonitor" -}}
 {{- end -}}
 {{- end -}}
 
@@ -165,6 +165,7 @@ pod: the kubelet's probes and Prometheus. Input as for the container.
 {{- if and $v.probes.readiness.enabled (or (not .sidecar) $v.sidecar.readinessProbe) }}{{ $users = append $users "probes.readiness" }}{{ end -}}
 {{- if and (not .sidecar) $v.metrics.service.enabled }}{{ $users = append $users "metrics.service" }}{{ end -}}
 {{- if and (not .sidecar) $v.metrics.serviceMonitor.enabled }}{{ $users = append $users "metrics.serviceMonitor" }}{{ end -}}
+{{- if $v.metrics.podMonitor.enabled }}{{ $users = append $users "metrics.podMonitor" }}{{ end -}}
 {{- if $users -}}
 {{- fail (printf "http.host: %s is a loopback address, which %s cannot reach from outside the pod; set http.host to 0.0.0.0 (or the pod's address), or turn %s off" $v.http.host (join " and " $users) (ternary "it" "them" (eq (len $users) 1))) -}}
 {{- end -}}
