@@ -570,32 +570,35 @@ class Daemon:
 def _watch_target(path: Path) -> tuple[Path, Callable[[str], bool]]:
     """The directory to watch for `path`, and which event paths in it matter.
 
-    A directory is watched whole. A file is watched through its directory (editors save by
-    renaming a new file over the old one), and only its own events count. When the path
-    runs through a symbolic link (git-sync publishes each commit by swapping a `current`
-    link; a ConfigMap volume swaps `..data`), the directory holding the first link is
-    watched, but only two kinds of events count: those on a link the path runs through
-    (the swap) and those under what the path resolves to now. git-sync's own writes
-    beside the link (`.git/` on every fetch, the next worktree before its swap) start no
-    reconcile.
+    A directory is watched through itself, a file through its directory (editors save by
+    renaming a new file over the old one), a path that does not exist yet through its
+    nearest existing ancestor. When the path runs through a symbolic link (git-sync
+    publishes each commit by swapping a `current` link; a ConfigMap volume swaps `..data`),
+    the directory holding the first link is watched, so that the swap is seen.
+
+    Either way only the events that can change what `path` holds count (`_relevant`), so
+    git-sync's own writes beside its link (`.git/` on every fetch, the next worktree before
+    its swap) start no reconcile, even when the watch began before the first checkout.
     """
     path = path.absolute()
+    wanted = str(path)
     while not path.exists() and path != path.parent:
         path = path.parent
+    directory = path if path.is_dir() else path.parent
     for ancestor in [*reversed(path.parents), path]:
         if ancestor.is_symlink():
-            return ancestor.parent, partial(_through_links, str(path))
-    if path.is_dir():
-        directory = str(path)
-        return path, lambda p: p == directory or p.startswith(directory + os.sep)
-    file = str(path)
-    return path.parent, lambda p: p == file
+            directory = ancestor.parent
+            break
+    return directory, partial(_relevant, wanted)
 
 
-def _through_links(path: str, event: str) -> bool:
-    """Whether `event` swaps a link `path` runs through or lies under what `path` is now."""
+def _relevant(path: str, event: str) -> bool:
+    """Whether a change at `event` can change what `path` holds, as things are now: it is on
+    `path`, under it or one of its ancestors (created, renamed), on a link `path` runs
+    through (swapped), or under what `path` resolves to."""
     links, real = _resolve(path)
-    return event in links or _within(os.path.realpath(event), real)
+    return (event in links or _within(event, path) or _within(path, event)
+            or _within(os.path.realpath(event), real))
 
 
 def _resolve(path: str) -> tuple[set[str], str]:
