@@ -979,3 +979,18 @@ def test_docs_name_the_nats_chart_version_in_use() -> None:
     for path in (CHART / "README.md", CHART / "examples" / "nats-sidecar-values.yaml"):
         text = path.read_text()
         assert "1.x" not in text, f"{path.name}: the official nats chart is 2.x"
+
+
+def test_sidecar_notes_say_what_the_host_pod_needs(chart: helm.Chart) -> None:
+    values = {
+        "deployment": {"enabled": False},
+        "auth": {"existingSecret": "nats-reconciler", "credsKey": "nats.creds"},
+        "metrics": {"podMonitor": {"enabled": True,
+                                   "selector": {"app.kubernetes.io/name": "nats"}}},
+    }
+    text = notes(chart, values)
+    assert "mounted with mode 0440, readable through the group: give the\nhost pod " \
+        "securityContext.fsGroup: 65532" in text
+    assert 'in pods labelled {"app.kubernetes.io/name":"nats"}' in text
+    assert f"PodMonitor {NAMESPACE}/{FULLNAME}" in text
+    assert "fsGroup" not in notes(chart, {"deployment": {"enabled": False}})
