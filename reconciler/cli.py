@@ -126,8 +126,15 @@ def cli() -> None:
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @_paths
-def validate(paths: tuple[str, ...]) -> None:
-    """Check manifests without contacting a server.
+@click.option("--live", envvar=ENV + "LIVE", is_flag=True,
+              help="Also check the manifests against the server (--server / NATS_URL): "
+                   "subjects that overlap a stream no manifest declares, more replicas than "
+                   "the cluster has servers, sources that close a cycle. Without it, no "
+                   f"server is contacted. [env: {ENV}LIVE]")
+@_connection_options
+@_log_options
+def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
+    """Check manifests; no server is contacted unless --live is given.
 
     Reports every problem as FILE:LINE:COLUMN: FIELD: what is wrong; what to write instead.
     Exit 0 when all are valid, 1 otherwise.
@@ -136,8 +143,25 @@ def validate(paths: tuple[str, ...]) -> None:
     if result.problems:
         raise ManifestError(result.problems)
     names = ", ".join(s.name for s in result.specs) or "none"
-    click.echo(f"{count_of(len(result.files), 'manifest file')} valid: "
-               f"{count_of(len(result.specs), 'stream')} ({names}).")
+    summary = (f"{count_of(len(result.files), 'manifest file')} valid: "
+               f"{count_of(len(result.specs), 'stream')} ({names})")
+    if not live:
+        click.echo(summary + ".")
+        return EXIT_OK
+    from reconciler.reconcile import check_against_server
+
+    settings = _settings(paths, kw)  # read only now: without --live no setting can fail
+    specs = list(result.specs)
+    found = asyncio.run(_with_server(settings, lambda js: check_against_server(js, specs)))
+    for spec in specs:
+        for reason in found.get(spec.name, ()):
+            click.echo(f"{spec.location}: {spec.name}: {reason}", err=True)
+    if found:
+        click.echo(f"{count_of(len(found), 'stream')} the server would refuse; nothing was "
+                   "changed.", err=True)
+        return EXIT_ERROR
+    click.echo(summary + "; the server would accept them.")
+    return EXIT_OK
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)

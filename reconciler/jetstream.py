@@ -31,6 +31,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import ParseResult, urlsplit
 
@@ -58,6 +59,7 @@ from reconciler.model import (
     MessageSample,
     StoredMessage,
     StreamState,
+    Topology,
 )
 from reconciler.redact import redact_text, redact_url
 from reconciler.units import parse_timestamp
@@ -434,10 +436,13 @@ class _Client(Client):
     runs on each server's INFO, before CONNECT carries any credential."""
 
     tls_wanted = False
+    #: the server's INFO, with what later INFO messages (cluster changes) brought
+    latest_info: Mapping[str, Any] = MappingProxyType({})
 
     async def _process_info(self, info: dict[str, Any], initial_connection: bool = False) -> None:
         if self.tls_wanted and initial_connection and not info.get("tls_required"):
             raise _NoTls
+        self.latest_info = {**({} if initial_connection else self.latest_info), **info}
         await super()._process_info(info, initial_connection)
 
 
@@ -820,6 +825,18 @@ class JetStream:
         for name in unreadable:
             found.pop(name, None)
         return Listing(tuple(found.values()), unreadable)
+
+    def topology(self) -> Topology:
+        """The cluster the connected server is in and how many servers it has, from the
+        server's INFO: no `cluster` there means a single server; in a cluster, the client
+        URLs it advertises (its own and every other server's: `connect_urls`) count the
+        servers. Unknown (None) when it advertises none (`no_advertise`)."""
+        info = getattr(self._nc, "latest_info", None) or self._nc._server_info
+        cluster = info.get("cluster") or None
+        if cluster is None:
+            return Topology(None, 1)
+        urls = {str(u) for u in info.get("connect_urls") or []}
+        return Topology(str(cluster), len(urls) or None)
 
     async def stream_info(self, name: str) -> LiveStream | None:
         """The stream's raw config and state, or None when there is no such stream."""

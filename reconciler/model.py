@@ -122,6 +122,17 @@ class Listing:
 
 
 @dataclass(frozen=True)
+class Topology:
+    """How many servers could hold a stream's replicas, as the connected server tells it."""
+
+    cluster: str | None = None
+    """The cluster's name; None for a server that is not in a cluster."""
+    servers: int | None = 1
+    """Servers in that cluster (each could hold one replica); None when the server does not
+    say (it advertises no client URLs)."""
+
+
+@dataclass(frozen=True)
 class Degraded:
     """A stream the server could not describe: left out of the plan, left as it is."""
 

@@ -36,8 +36,17 @@ from reconciler.model import (
     Status,
     StreamPlan,
     StreamSpec,
+    Topology,
 )
-from reconciler.plan import build_plan, canonical, desired_config, plan_stream, sample_request
+from reconciler.plan import (
+    build_plan,
+    canonical,
+    desired_config,
+    plan_stream,
+    sample_request,
+    server_blockers,
+    with_server_checks,
+)
 
 log = structlog.get_logger("reconciler.reconcile")
 
@@ -52,6 +61,8 @@ class JetStreamAPI(StreamWriter, Protocol):
     async def sample_messages(
         self, live: LiveStream, *, budget: int = ..., subject_counts: bool = ...
     ) -> MessageSample: ...
+
+    def topology(self) -> Topology: ...
 
 
 @dataclass(frozen=True)
@@ -137,6 +148,7 @@ async def compute_plan(
     readable = [s for s in specs if s.name not in unreadable]
     live = [s for s in listing.streams if s.name not in unreadable]
     plan = build_plan(readable, live, samples, allow_data_loss=allow_data_loss, holds=holds)
+    plan = with_server_checks(plan, live, js.topology())
     declared = {s.name: s for s in specs}
     degraded = tuple(
         Degraded(name, reason, managed=name in declared,
@@ -145,6 +157,17 @@ async def compute_plan(
     )
     unmanaged = {*plan.unmanaged, *(d.name for d in degraded if not d.managed)}
     return replace(plan, unmanaged=tuple(sorted(unmanaged)), degraded=degraded)
+
+
+async def check_against_server(
+    js: JetStreamAPI, specs: Sequence[StreamSpec]
+) -> dict[str, tuple[str, ...]]:
+    """Why the server would refuse to create or update declared streams, because of what
+    else is on it (`plan.server_blockers`): stream name -> reasons. Reads no messages."""
+    listing = await js.list_streams()
+    readable = [s for s in specs if s.name not in listing.unreadable]
+    plan = build_plan(readable, listing.streams)
+    return server_blockers(plan, listing.streams, js.topology())
 
 
 async def reconcile(

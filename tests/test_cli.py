@@ -178,18 +178,28 @@ asyncio.run(main())
 def test_apply_failure_is_exit_1_with_the_servers_words(
     tmp_path: Path, nats_server: NatsServer, capsys: Any
 ) -> None:
-    config = manifest(tmp_path)
-    (config / "taken.yaml").write_text("name: other\nsubjects: ['events.x']\n")
-    # a stream no manifest declares already owns the subject
-    subprocess.run([sys.executable, "-c", _CREATE_OTHER, nats_server.url], check=True)
-    (config / "taken.yaml").unlink()
+    # more bytes than the server has room for: only the server knows
+    config = manifest(tmp_path, extra="max_bytes: 1000000000000000000\n")
     code, out, err = run(capsys, "apply", str(config), "--server", nats_server.url,
                          "--log-format", "json")
     assert code == 1
+    assert "0 created" in out and "1 failed" in out
+    assert "error: stream events: insufficient storage resources available (status 500, " \
+           "error 10047)" in err
+
+
+def test_a_stream_no_manifest_declares_blocks_an_overlap_before_apply(
+    tmp_path: Path, nats_server: NatsServer, capsys: Any
+) -> None:
+    config = manifest(tmp_path)
+    # a stream no manifest declares already owns the subject
+    subprocess.run([sys.executable, "-c", _CREATE_OTHER, nats_server.url], check=True)
+    code, out, _ = run(capsys, "apply", str(config), "--server", nats_server.url,
+                         "--log-format", "json")
+    assert code == 3
     assert "? other: unmanaged (on the server, in no manifest; left alone)" in out
-    assert ("error: stream events: subjects overlap with an existing stream (status 400, "
-            "error 10065); another stream on the server already takes one of these subjects"
-            ) in err
+    assert ("    blocked: subject 'events.*' overlaps 'events.x' of stream 'other', which is "
+            "on the server and in no manifest") in out
 
 
 _CREATE_OTHER = """
