@@ -170,6 +170,11 @@ def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
               envvar=ENV + "OUTPUT", show_default=True,
               help="text for people, json for programs (schema in the README), markdown for a "
                    f"pull-request comment. [env: {ENV}OUTPUT]")
+@click.option("--link-base", envvar=ENV + "LINK_BASE", metavar="URL",
+              help="With --output markdown: link each stream to its FILE#LLINE under URL, "
+                   "the web address the manifest paths are relative to (e.g. "
+                   "$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/blob/$GITHUB_SHA). "
+                   f"[env: {ENV}LINK_BASE]")
 @click.option("--detailed-exitcode", envvar=ENV + "DETAILED_EXITCODE", is_flag=True,
               help="Exit 0 when in sync, 2 when changes are pending, 3 when a change is "
                    f"blocked. [env: {ENV}DETAILED_EXITCODE]")
@@ -178,7 +183,8 @@ def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
                    f"[env: {ENV}ALLOW_DATA_LOSS]")
 @_connection_options
 @_log_options
-def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, **kw: Any) -> int:
+def plan(paths: tuple[str, ...], output: str, link_base: str | None, detailed_exitcode: bool,
+         **kw: Any) -> int:
     """Show what apply would change on the server, and what each change would delete.
 
     Reads every live stream configuration (paged STREAM.LIST), predicts the exact messages
@@ -194,7 +200,7 @@ def plan(paths: tuple[str, ...], output: str, detailed_exitcode: bool, **kw: Any
     if output == "json":
         click.echo(render_json(result), nl=False)
     elif output == "markdown":
-        click.echo(render_markdown(result), nl=False)
+        click.echo(render_markdown(result, link_base=link_base), nl=False)
     else:
         click.echo(render_text(result, colour=sys.stdout.isatty()), nl=False)
     if _report_degraded(result.degraded):

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import PurePath, PurePosixPath
 from typing import Any
+from urllib.parse import quote
 
 import click
 
 from reconciler.fields import COUNTS, DURATIONS, SIZES
-from reconciler.model import Action, FieldChange, Outcome, Plan, StreamPlan
+from reconciler.model import Action, FieldChange, Location, Outcome, Plan, StreamPlan
 from reconciler.plan import describe_impact
 from reconciler.units import format_duration, format_size
 
@@ -156,30 +158,88 @@ def render_json(plan: Plan) -> str:
     return json.dumps(plan_document(plan), indent=2) + "\n"
 
 
-def render_markdown(plan: Plan) -> str:
-    lines = ["### JetStream plan", "", f"**{summary_line(plan)}**", ""]
-    changed = [s for s in plan.streams if s.action is not Action.NOOP]
-    if changed:
-        lines += ["| | stream | action | details |", "|---|---|---|---|"]
-        for s in changed:
+MARKDOWN_MARKER = "<!-- jetstream-reconciler plan -->"
+"""The first line of every Markdown plan: a bot finds its own comment by it, to update it."""
+
+#: rows of a Markdown section shown open; a longer section is collapsed
+MARKDOWN_OPEN_ROWS = 10
+
+#: characters that Markdown or HTML would read as syntax (`|` ends a table cell), written as
+#: character references instead, which render as themselves everywhere
+_MARKDOWN_SYNTAX = {c: f"&#{ord(c)};" for c in "\\`*_[]<>&|~"}
+
+
+def md_text(text: str) -> str:
+    """`text` as Markdown that renders exactly as `text`, on one line, in a table cell too."""
+    escaped = "".join(_MARKDOWN_SYNTAX.get(c, c) for c in text)
+    return " ".join(escaped.splitlines()) if "\n" in escaped or "\r" in escaped else escaped
+
+
+def md_code(text: str) -> str:
+    """`text` in a monospace font, escaped (a code span cannot hold a backtick or `|`)."""
+    return f"<code>{md_text(text)}</code>"
+
+
+def _md_where(location: Location | None, link_base: str | None) -> str:
+    """`file:line`, linked to the line under `link_base` when the file is relative."""
+    if location is None or not location.line:
+        return ""
+    text = md_text(f"{location.file}:{location.line}")
+    if not link_base or PurePath(location.file).is_absolute():
+        return text
+    path = quote(PurePosixPath(*PurePath(location.file).parts).as_posix())
+    return f"[{text}]({link_base.rstrip('/')}/{path}#L{location.line})"
+
+
+def _md_section(title: str, body: list[str], rows: int) -> list[str]:
+    """A section with its title, collapsed under `<details>` when it has many rows."""
+    if rows <= MARKDOWN_OPEN_ROWS:
+        return [f"**{title}**", "", *body, ""]
+    return [f"<details><summary>{title}</summary>", "", *body, "", "</details>", ""]
+
+
+def render_markdown(plan: Plan, *, link_base: str | None = None) -> str:
+    """The plan as a pull-request comment (GitHub and GitLab Markdown).
+
+    Starts with `MARKDOWN_MARKER`; every value from a manifest or the server is escaped;
+    each stream links to its `file:line` under `link_base` (a URL that the manifests' paths,
+    as given to the CLI, are relative to), and a section longer than `MARKDOWN_OPEN_ROWS`
+    rows is collapsed.
+    """
+    lines = [MARKDOWN_MARKER, "### JetStream plan", "", f"**{summary_line(plan)}**", ""]
+    for action, title in ((Action.BLOCKED, "Blocked"), (Action.CREATE, "To create"),
+                          (Action.UPDATE, "To update"),
+                          (Action.REPORT, "Report only (left as they are)")):
+        streams = [s for s in plan.streams if s.action is action]
+        if not streams:
+            continue
+        table = ["| | stream | file | details |", "|---|---|---|---|"]
+        for s in streams:
             detail = "<br>".join(
-                [f"`{_change_line(c, s.missing)}`" for c in s.changes]
-                + [f"⚠️ {r}" for r in s.reasons]
-                + ([f"data loss (allowed): {describe_impact(s.impact)}"]
+                [f"⛔ {md_text(r)}" if s.action is Action.BLOCKED else md_text(r)
+                 for r in s.reasons]
+                + [md_code(_change_line(c, s.missing)) for c in s.changes]
+                + ([f"data loss (allowed): {md_text(describe_impact(s.impact))}"]
                    if s.impact and s.action is Action.UPDATE else [])
             )
-            lines.append(f"| {_SYMBOL[s.action]} | `{s.name}` | {s.action} | {detail} |")
-        lines.append("")
-    unchanged = [s.name for s in plan.streams if s.action is Action.NOOP]
-    if unchanged:
-        lines.append("Unchanged: " + ", ".join(f"`{n}`" for n in unchanged))
-        lines.append("")
-    if plan.unmanaged:
-        lines.append("Unmanaged (left alone): " + ", ".join(f"`{n}`" for n in plan.unmanaged))
-        lines.append("")
-    for d in plan.degraded:
-        lines.append(f"⚠️ Degraded{'' if d.managed else ' (unmanaged)'}: `{d.name}`: {d}")
-        lines.append("")
+            table.append(f"| {_SYMBOL[s.action]} | {md_code(s.name)} | "
+                         f"{_md_where(s.location, link_base)} | {detail} |")
+        lines += _md_section(f"{title} ({len(streams)})", table, len(streams))
+    degraded = [
+        " ".join(filter(None, ("- ⚠️", md_code(d.name), "" if d.managed else "(unmanaged)",
+                               _md_where(d.location, link_base))))
+        + f": {md_text(str(d))}"
+        for d in plan.degraded
+    ]
+    if degraded:
+        lines += _md_section(f"Degraded ({len(degraded)})", degraded, len(degraded))
+    for names, title in (
+        ([s.name for s in plan.streams if s.action is Action.NOOP], "Unchanged"),
+        (list(plan.unmanaged), "Unmanaged: on the server, in no manifest, left alone"),
+    ):
+        if names:
+            lines += _md_section(f"{title} ({len(names)})",
+                                 [", ".join(md_code(n) for n in names)], len(names))
     return "\n".join(lines)
 
 

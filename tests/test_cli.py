@@ -138,9 +138,11 @@ def test_plan_json_and_markdown(tmp_path: Path, nats_server: NatsServer, capsys:
     assert stream["action"] == "create" and stream["config"]["max_msgs"] == 10
     assert stream["file"].endswith("events.yaml") and stream["line"] == 1
     _code, out, _ = run(capsys, "plan", "--output", "markdown", config, *server)
-    assert out.startswith("### JetStream plan\n\n**Plan: 1 to create, 0 to update, 0 blocked, "
-                          "0 unchanged.**\n")
-    assert "| + | `events` | create | `subjects: [\"events.*\"]`<br>`max_msgs: 10` |" in out
+    assert out.startswith("<!-- jetstream-reconciler plan -->\n### JetStream plan\n\n**Plan: "
+                          "1 to create, 0 to update, 0 blocked, 0 unchanged.**\n")
+    assert ("| + | <code>events</code> | " in out
+            and "/events.yaml:1 | <code>subjects: &#91;\"events.&#42;\"&#93;</code><br>"
+            "<code>max&#95;msgs: 10</code> |" in out)
 
 
 def test_data_loss_is_guarded_then_allowed(tmp_path: Path, nats_server: NatsServer,
