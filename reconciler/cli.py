@@ -154,8 +154,8 @@ def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
     specs = list(result.specs)
     found = asyncio.run(_with_server(settings, lambda js: check_against_server(js, specs)))
     for spec in specs:
-        for reason in found.get(spec.name, ()):
-            click.echo(f"{spec.location}: {spec.name}: {reason}", err=True)
+        for path, reason in found.get(spec.name, ()):
+            click.echo(f"{spec.where(path)}: {path}: stream {spec.name}: {reason}", err=True)
     if found:
         click.echo(f"{count_of(len(found), 'stream')} the server would refuse; nothing was "
                    "changed.", err=True)

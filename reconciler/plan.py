@@ -668,12 +668,13 @@ def build_plan(
 
 def server_blockers(
     plan: Plan, live: Iterable[LiveStream], topology: Topology | None = None
-) -> dict[str, tuple[str, ...]]:
+) -> dict[str, tuple[tuple[str, str], ...]]:
     """Why the server would refuse a planned create or update, judging by what else is on it:
     subjects that overlap a stream no manifest declares (10065), more replicas than the
     cluster has servers (10074 on a single server, 10005 in a cluster), and sources or a
-    mirror that close a cycle (`detected cycle`, 10052). Stream name -> reasons; only
-    streams with a reason are in it."""
+    mirror that close a cycle (`detected cycle`, 10052). Stream name -> (the field at fault:
+    `subjects`, `num_replicas`, `sources` or `mirror`; the reason); only streams with a
+    reason are in it."""
     live = list(live)
     declared = {s.name for s in plan.streams}
     undeclared = [s for s in live if s.name not in declared]
@@ -681,7 +682,7 @@ def server_blockers(
     for stream in plan.streams:
         if stream.config is not None and stream.action is not Action.NOOP:
             configs[stream.name] = stream.config
-    out: dict[str, tuple[str, ...]] = {}
+    out: dict[str, tuple[tuple[str, str], ...]] = {}
     for stream in plan.streams:
         if stream.action is Action.NOOP or stream.config is None:
             continue
@@ -704,31 +705,32 @@ def with_server_checks(
     if not found:
         return plan
     streams = tuple(
-        replace(s, action=Action.BLOCKED, reasons=(*s.reasons, *found[s.name]))
+        replace(s, action=Action.BLOCKED,
+                reasons=(*s.reasons, *(reason for _, reason in found[s.name])))
         if s.name in found else s
         for s in plan.streams
     )
     return replace(plan, streams=streams)
 
 
-def _overlaps(config: Config, undeclared: Sequence[LiveStream]) -> list[str]:
+def _overlaps(config: Config, undeclared: Sequence[LiveStream]) -> list[tuple[str, str]]:
     reasons = []
     for other in undeclared:
         theirs = canonical(other.config).get("subjects") or []
         for subject in config.get("subjects") or []:
             hit = next((t for t in theirs if subjects_collide(subject, t)), None)
             if hit is not None:
-                reasons.append(
+                reasons.append(("subjects",
                     f"subject '{subject}' overlaps '{hit}' of stream '{other.name}', which is "
                     "on the server and in no manifest (the server refuses overlapping "
                     f"subjects: 10065); choose subjects that '{other.name}' does not take, "
                     f"or declare or remove '{other.name}'"
-                )
+                ))
                 break
     return reasons
 
 
-def _replicas(stream: StreamPlan, topology: Topology | None) -> list[str]:
+def _replicas(stream: StreamPlan, topology: Topology | None) -> list[tuple[str, str]]:
     config = stream.config or {}
     replicas = int(config.get("num_replicas") or 1)
     changed = stream.action is Action.CREATE or any(
@@ -739,30 +741,35 @@ def _replicas(stream: StreamPlan, topology: Topology | None) -> list[str]:
     if placement.get("cluster") and placement["cluster"] != topology.cluster:
         return []  # another cluster of a super-cluster: its size is not known here
     if topology.cluster is None:
-        return [f"num_replicas: {replicas} needs a cluster, and the server is a single server "
-                "(it refuses more than one replica: 10074); write num_replicas: 1"]
+        return [("num_replicas", f"num_replicas: {replicas} needs a cluster, and the server "
+                 "is a single server (it refuses more than one replica: 10074); write "
+                 "num_replicas: 1")]
     if replicas > topology.servers:
-        return [f"num_replicas: {replicas} needs {replicas} servers, and cluster "
+        return [("num_replicas", f"num_replicas: {replicas} needs {replicas} servers, and cluster "
                 f"'{topology.cluster}' has {topology.servers} (the server finds no peers for "
-                f"it: 10005); write num_replicas: {topology.servers} at most"]
+                f"it: 10005); write num_replicas: {topology.servers} at most")]
     return []
 
 
-def _cycle(config: Config, configs: Mapping[str, Config], declared: set[str]) -> list[str]:
+def _cycle(
+    config: Config, configs: Mapping[str, Config], declared: set[str]
+) -> list[tuple[str, str]]:
     """The server's cycle check (`checkStreamCfg` in stream.go) over the streams as they will
     be: a breadth-first walk of mirrors and sources from `config`; reaching a stream twice
     is a cycle (for a source, only when the subjects of the stream reading it match its
     filter). Names the way it went."""
-    queue: list[tuple[Config, list[str]]] = [(config, [config["name"]])]
+    # (a stream to visit, the way to it, the field of `config` that the way starts from)
+    queue: list[tuple[Config, list[str], str]] = [(config, [config["name"]], "")]
     visited: set[str] = set()
     while queue:
-        current, path = queue.pop(0)
+        current, path, start = queue.pop(0)
         visited.add(current["name"])
         origins = [(s, False) for s in current.get("sources") or []]
         if current.get("mirror"):
             origins.append((current["mirror"], True))
         for origin, mirror in origins:
             name = origin.get("name", "")
+            field = start or ("mirror" if mirror else "sources")
             if origin.get("external"):
                 continue
             if name in visited:
@@ -773,10 +780,10 @@ def _cycle(config: Config, configs: Mapping[str, Config], declared: set[str]) ->
                     others = sorted({n for n in [*path, name] if n not in declared})
                     note = (f" ({', '.join(repr(n) for n in others)} in no manifest)"
                             if others else "")
-                    return [f"its mirror and sources would close a cycle: {way}{note} (the "
+                    return [(field, f"its mirror and sources would close a cycle: {way}{note} (the "
                             "server refuses it: detected cycle, 10052); remove the source "
                             "that leads back, or give it a filter_subject the subjects of "
-                            "the stream reading it do not match"]
+                            "the stream reading it do not match")]
             elif name in configs:
-                queue.append((configs[name], [*path, name]))
+                queue.append((configs[name], [*path, name], field))
     return []

@@ -161,9 +161,10 @@ async def compute_plan(
 
 async def check_against_server(
     js: JetStreamAPI, specs: Sequence[StreamSpec]
-) -> dict[str, tuple[str, ...]]:
+) -> dict[str, tuple[tuple[str, str], ...]]:
     """Why the server would refuse to create or update declared streams, because of what
-    else is on it (`plan.server_blockers`): stream name -> reasons. Reads no messages."""
+    else is on it (`plan.server_blockers`): stream name -> (field, reason). Reads no
+    messages."""
     listing = await js.list_streams()
     readable = [s for s in specs if s.name not in listing.unreadable]
     plan = build_plan(readable, listing.streams)

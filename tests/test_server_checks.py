@@ -43,7 +43,7 @@ def live(name: str, **config: Any) -> LiveStream:
 
 
 def blockers(specs: list[StreamSpec], streams: list[LiveStream],
-             topology: Topology | None = SINGLE) -> dict[str, tuple[str, ...]]:
+             topology: Topology | None = SINGLE) -> dict[str, tuple[tuple[str, str], ...]]:
     return server_blockers(build_plan(specs, streams), streams, topology)
 
 
@@ -57,7 +57,7 @@ OVERLAP = (
 def test_overlap_with_an_undeclared_stream_is_named() -> None:
     got = blockers([spec("orders", subjects=["orders.>"])],
                    [live("legacy", subjects=["orders.eu.*"])])
-    assert got == {"orders": (OVERLAP,)}
+    assert got == {"orders": (("subjects", OVERLAP),)}
 
 
 @pytest.mark.parametrize(("ours", "theirs"), [
@@ -87,7 +87,7 @@ def test_a_declared_stream_is_not_its_own_obstacle() -> None:
 def test_replicas_against_servers(replicas: int, topology: Topology | None,
                                   reason: str | None) -> None:
     got = blockers([spec("orders", num_replicas=replicas)], [], topology)
-    assert got == ({"orders": (reason,)} if reason else {})
+    assert got == ({"orders": (("num_replicas", reason),)} if reason else {})
 
 
 def test_replicas_in_another_cluster_are_not_judged_here() -> None:
@@ -110,7 +110,7 @@ CYCLE = ("its mirror and sources would close a cycle: a -> b -> a ('b' in no man
 def test_a_source_closing_a_cycle_through_an_undeclared_stream() -> None:
     got = blockers([spec("a", subjects=["a.>"], sources=[{"name": "b"}])],
                    [live("b", sources=[{"name": "a"}])])
-    assert got == {"a": (CYCLE,)}
+    assert got == {"a": (("sources", CYCLE),)}
 
 
 def test_a_filter_that_the_subjects_do_not_match_is_no_cycle() -> None:
@@ -178,7 +178,7 @@ async def _names(url: str) -> set[str]:
 
 
 def _refused_everywhere(capsys: Any, url: str, config_dir: str, stream: str,
-                        reason: str) -> None:
+                        reason: str, at: str) -> None:
     """plan shows the stream blocked with `reason`; apply exits 3 and creates nothing;
     validate --live names it and exits 1; plain validate contacts no server and passes."""
     before = asyncio.run(_names(url))
@@ -191,7 +191,8 @@ def _refused_everywhere(capsys: Any, url: str, config_dir: str, stream: str,
     assert asyncio.run(_names(url)) == before
     code, out, err = run(capsys, "validate", config_dir, "--live", "-s", url)
     assert code == 1, out + err
-    assert f"stream.yaml:1:1: {stream}: {reason}\n" in err
+    assert err.endswith(f"/stream.yaml:{at}: stream {stream}: {reason}\n"
+                        "1 stream the server would refuse; nothing was changed.\n"), err
     assert run(capsys, "validate", config_dir)[0] == 0
 
 
@@ -200,7 +201,7 @@ def test_single_server_overlap(nats_server: NatsServer, tmp_path: Path, capsys: 
     asyncio.run(_create(url, {"name": "legacy", "subjects": ["orders.eu.*"]}))
     assert asyncio.run(_refused(url, {"name": "orders", "subjects": ["orders.>"]})) == 10065
     config = write(tmp_path, 'name: orders\nsubjects: ["orders.>"]\n')
-    _refused_everywhere(capsys, url, config, "orders", OVERLAP)
+    _refused_everywhere(capsys, url, config, "orders", OVERLAP, "2:11: subjects")
 
 
 def test_single_server_replicas(nats_server: NatsServer, tmp_path: Path, capsys: Any) -> None:
@@ -208,7 +209,7 @@ def test_single_server_replicas(nats_server: NatsServer, tmp_path: Path, capsys:
     assert asyncio.run(_refused(url, {"name": "orders", "num_replicas": 3})) == 10074
     config = write(tmp_path, "name: orders\nnum_replicas: 3\n")
     _refused_everywhere(capsys, url, config, "orders", blockers(
-        [spec("orders", num_replicas=3)], [])["orders"][0])
+        [spec("orders", num_replicas=3)], [])["orders"][0][1], "2:15: num_replicas")
 
 
 def test_single_server_cycle(nats_server: NatsServer, tmp_path: Path, capsys: Any) -> None:
@@ -217,7 +218,7 @@ def test_single_server_cycle(nats_server: NatsServer, tmp_path: Path, capsys: An
     a = {"name": "a", "subjects": ["a.>"], "sources": [{"name": "b"}]}
     assert asyncio.run(_refused(url, a)) == 10052
     config = write(tmp_path, 'name: a\nsubjects: ["a.>"]\nsources:\n  - name: b\n')
-    _refused_everywhere(capsys, url, config, "a", CYCLE)
+    _refused_everywhere(capsys, url, config, "a", CYCLE, "4:3: sources")
 
 
 def test_validate_live_passes_what_the_server_accepts(
@@ -233,9 +234,9 @@ def test_cluster_of_three_refuses_five_replicas(tmp_path: Path, capsys: Any) -> 
     try:
         url = cluster.url("n1")
         assert asyncio.run(_refused(url, {"name": "orders", "num_replicas": 5})) == 10005
-        reason = blockers([spec("orders", num_replicas=5)], [], THREE)["orders"][0]
+        reason = blockers([spec("orders", num_replicas=5)], [], THREE)["orders"][0][1]
         _refused_everywhere(capsys, url, write(tmp_path, "name: orders\nnum_replicas: 5\n"),
-                            "orders", reason)
+                            "orders", reason, "2:15: num_replicas")
         # three replicas fit: planned and created
         write(tmp_path, "name: orders\nnum_replicas: 3\n")
         code, out, err = run(capsys, "apply", str(tmp_path / "config"), "-s", url)
