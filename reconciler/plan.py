@@ -679,13 +679,13 @@ def server_blockers(
     declared = {s.name for s in plan.streams}
     undeclared = [s for s in live if s.name not in declared]
     configs: dict[str, Config] = {s.name: canonical(s.config) for s in live}
-    for stream in plan.streams:
-        if stream.config is not None and stream.action is not Action.NOOP:
+    for stream in plan.streams:  # as the streams will be once this plan is applied
+        if stream.config is not None and stream.action in _WRITES:
             configs[stream.name] = stream.config
     out: dict[str, tuple[tuple[str, str], ...]] = {}
     for stream in plan.streams:
-        if stream.action is Action.NOOP or stream.config is None:
-            continue
+        if stream.config is None or stream.action not in (*_WRITES, Action.BLOCKED):
+            continue  # nothing to send (in sync, or only reported)
         reasons = [
             *_overlaps(stream.config, undeclared),
             *_replicas(stream, topology),
@@ -694,6 +694,9 @@ def server_blockers(
         if reasons:
             out[stream.name] = tuple(reasons)
     return out
+
+
+_WRITES = (Action.CREATE, Action.UPDATE)
 
 
 def with_server_checks(

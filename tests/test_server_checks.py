@@ -23,7 +23,9 @@ from reconciler.errors import ApiError
 from reconciler.model import (
     Action,
     ConnectOptions,
+    DriftMode,
     LiveStream,
+    Policy,
     StreamSpec,
     Topology,
 )
@@ -244,3 +246,13 @@ def test_cluster_of_three_refuses_five_replicas(tmp_path: Path, capsys: Any) -> 
         assert "1 created" in out
     finally:
         cluster.stop()
+
+
+def test_a_report_only_stream_is_left_to_report() -> None:
+    # drift: report sends nothing, so the server has nothing to refuse
+    report = StreamSpec("orders", {"name": "orders", "subjects": ["orders.>"]},
+                        Policy(drift=DriftMode.REPORT))
+    streams = [live("legacy", subjects=["orders.eu.*"])]
+    plan = build_plan([report], streams)
+    assert plan.streams[0].action is Action.REPORT
+    assert server_blockers(plan, streams, SINGLE) == {}
