@@ -278,9 +278,13 @@ async def gap() -> None:
 
 
 async def latency_phases(work: Path, server: NatsServer, trials: int,
-                         env: dict[str, str]) -> dict[str, Any]:
+                         env: dict[str, str], streams: int = 0) -> dict[str, Any]:
+    """The two latency trials; with `streams`, the daemon manages that many more streams
+    (every pass reads and plans them all)."""
     config = work / "latency"
     config.mkdir()
+    if streams:
+        write_streams(config, streams)
     manifest = config / "events.yaml"
     value = 1000
     manifest.write_text(EVENTS.format(max_msgs=value))
@@ -295,7 +299,8 @@ async def latency_phases(work: Path, server: NatsServer, trials: int,
         await observer.subscribe(UPDATED, cb=advisories.on_msg)
         await observer.flush()
         await daemon.wait_event(
-            lambda e: finished(e) and e.get("counts", {}).get("created") == 1, timeout=30)
+            lambda e: finished(e) and e.get("counts", {}).get("created") == 1 + streams,
+            timeout=max(30.0, streams / 10))
         await asyncio.sleep(0.3)
 
         # 1. manifest save -> applied

@@ -55,3 +55,32 @@ def test_quick_benchmark_runs_and_reports(tmp_path: Path) -> None:
     assert idle["edits"]["save_to_finished_ms"]["n"] == 5
     assert idle["daemon_exit_code"] == 0
     assert {t["name"] for t in results["targets"]} >= {"save -> applied p99"}
+
+
+SCALE = ROOT / "bench" / "scale.py"
+
+
+def test_quick_scale_benchmark_runs_and_reports(tmp_path: Path) -> None:
+    out_json = tmp_path / "scale.json"
+    done = subprocess.run(
+        [sys.executable, str(SCALE), "--quick", "--json", str(out_json)],
+        capture_output=True, text=True, timeout=180, cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    for label in ("machine:", "load average:", "| streams | plan s | floor s |", "| 200 |",
+                  "validate at 200:", "manifest save -> applied", "out-of-band change -> healed"):
+        assert any(line.startswith(label) for line in lines), (label, done.stdout)
+    targets = [line for line in lines if line.rstrip().endswith(("PASS", "FAIL"))]
+    assert len(targets) == 5, done.stdout
+
+    results = json.loads(out_json.read_text())
+    (size,) = results["sizes"]
+    assert size["streams"] == 200 and size["reps"] == 1
+    for key in ("plan_s", "plan_floor_s", "apply_s", "apply_floor_s", "daemon_cold_start_s",
+                "validate_cpu_s", "plan_rss_mb", "daemon_idle_rss_mb"):
+        assert size[key] > 0, key
+    assert size["daemon_exit_codes"] == [0]
+    assert size["validate_output"].startswith("100 manifest files valid: 200 streams")
+    assert results["latency"]["save_to_applied_ms"]["n"] == 10
+    assert results["latency"]["out_of_band_to_healed_ms"]["not_healed_after"] == 0
