@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import click
 
-from reconciler import __version__, logs
+from reconciler import __version__
 from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.manifest import load_manifests
 from reconciler.model import Degraded, Status, StreamSpec
 from reconciler.redact import redact_servers, redact_text
-from reconciler.report import (
-    connection_lost_line,
-    render_json,
-    render_markdown,
-    render_text,
-)
 from reconciler.settings import Settings, connect_options
 from reconciler.units import count_of
 
@@ -91,6 +84,9 @@ _paths = click.argument("paths", nargs=-1, metavar="[PATH]...")
 
 
 def _settings(paths: Sequence[str], kw: dict[str, Any]) -> Settings:
+    # imported here, as the server-side modules below are: `validate` needs none of them
+    from reconciler import logs
+
     logs.setup(kw.pop("log_format", "auto"), kw.pop("log_level", "info"))
     connect = connect_options(**{k: kw.pop(k) for k in (
         "server", "context", "creds", "nkey", "user", "password", "password_file", "token",
@@ -142,9 +138,8 @@ def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
     result = load_manifests(paths or ("config",))
     if result.problems:
         raise ManifestError(result.problems)
-    names = ", ".join(s.name for s in result.specs) or "none"
     summary = (f"{count_of(len(result.files), 'manifest file')} valid: "
-               f"{count_of(len(result.specs), 'stream')} ({names})")
+               f"{count_of(len(result.specs), 'stream')} ({_names(result.specs)})")
     if not live:
         click.echo(summary + ".")
         return EXIT_OK
@@ -152,7 +147,7 @@ def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
 
     settings = _settings(paths, kw)  # read only now: without --live no setting can fail
     specs = list(result.specs)
-    found = asyncio.run(_with_server(settings, lambda js: check_against_server(js, specs)))
+    found = _run(_with_server(settings, lambda js: check_against_server(js, specs)))
     for spec in specs:
         for path, reason in found.get(spec.name, ()):
             click.echo(f"{spec.where(path)}: {path}: stream {spec.name}: {reason}", err=True)
@@ -162,6 +157,20 @@ def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
         return EXIT_ERROR
     click.echo(summary + "; the server would accept them.")
     return EXIT_OK
+
+
+#: stream names `validate` shows before it only counts the rest
+SHOWN_NAMES = 5
+
+
+def _names(specs: Sequence[StreamSpec]) -> str:
+    """`a, b and c`; past SHOWN_NAMES, the first of them `and N more`."""
+    names = [s.name for s in specs]
+    if not names:
+        return "none"
+    if len(names) > SHOWN_NAMES:
+        names = [*names[:SHOWN_NAMES], f"{len(names) - SHOWN_NAMES} more"]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
@@ -194,8 +203,9 @@ def plan(paths: tuple[str, ...], output: str, link_base: str | None, detailed_ex
     settings = _settings(paths, kw)
     specs = _load(settings)
     from reconciler.reconcile import compute_plan
+    from reconciler.report import render_json, render_markdown, render_text
 
-    result = asyncio.run(_with_server(settings, lambda js: compute_plan(
+    result = _run(_with_server(settings, lambda js: compute_plan(
         js, specs, allow_data_loss=settings.allow_data_loss, concurrency=settings.concurrency)))
     if output == "json":
         click.echo(render_json(result), nl=False)
@@ -210,6 +220,14 @@ def plan(paths: tuple[str, ...], output: str, link_base: str | None, detailed_ex
     if result.blocked:
         return EXIT_BLOCKED
     return EXIT_PENDING if result.pending else EXIT_OK
+
+
+def _run(main: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to its end. (asyncio is imported here: `validate` without --live
+    needs none of it.)"""
+    import asyncio
+
+    return asyncio.run(main)
 
 
 async def _with_server(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
@@ -244,8 +262,9 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
     settings = _settings(paths, kw)
     specs = _load(settings)
     from reconciler.reconcile import reconcile
+    from reconciler.report import connection_lost_line, render_text
 
-    result = asyncio.run(_with_server(settings, lambda js: reconcile(
+    result = _run(_with_server(settings, lambda js: reconcile(
         js, specs, allow_data_loss=settings.allow_data_loss, concurrency=settings.concurrency,
         trigger="apply")))
     click.echo(render_text(result.plan, colour=sys.stdout.isatty()), nl=False)
@@ -322,7 +341,7 @@ def watch(paths: tuple[str, ...], resync: str, settle: str, conflict_window: str
         "conflict_window_s": _seconds(conflict_window, "--conflict-window", "60s",
                                       zero_ok=True),
     })
-    return asyncio.run(run(settings))
+    return _run(run(settings))
 
 
 def _seconds(text: str, flag: str, example: str, *, zero_ok: bool = False) -> float:

@@ -18,20 +18,18 @@ path, what is wrong and what to write instead. A document with any problem yield
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import yaml
-from jsonschema import Draft7Validator  # type: ignore[import-untyped]
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler import fields as kinds
@@ -51,6 +49,9 @@ from reconciler.units import (
     parse_size,
     parse_timestamp,
 )
+
+if TYPE_CHECKING:
+    from jsonschema import Draft7Validator  # type: ignore[import-untyped]
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -413,12 +414,117 @@ def _schema() -> dict[str, Any]:
     return schema
 
 
-@functools.cache
-def _validator() -> Draft7Validator:
+def _manifest_schema() -> dict[str, Any]:
     # A manifest names only the fields it sets: the schema's top-level `required` list is the
     # server's view of a complete config, not ours. `name` is checked before.
-    schema = {k: v for k, v in _schema().items() if k != "required"}
-    return Draft7Validator(schema)
+    return {k: v for k, v in _schema().items() if k != "required"}
+
+
+@functools.cache
+def _validator() -> Draft7Validator:
+    """The schema's own validator, which words its problems. (Imported here: it takes
+    longer to import than most documents take to check, and valid documents never need it.)"""
+    from jsonschema import Draft7Validator
+
+    return Draft7Validator(_manifest_schema())
+
+
+#: schema keywords that assert nothing (Draft7Validator without a format checker)
+_ANNOTATIONS: Final = frozenset(
+    {"$schema", "$id", "$comment", "title", "description", "default", "format", "examples"}
+)
+_TYPES: Final = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "object": (dict,),
+    "array": (list,),
+    "null": (type(None),),
+}
+
+
+class _Unsupported(Exception):
+    """A schema keyword `_compile` does not know: every document goes to the validator."""
+
+
+def _compile(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
+    """A fast test that a value fits `schema` (JSON Schema draft 7, the keywords our schema
+    uses). It may say no where the validator finds nothing, never the other way round: a
+    yes skips the validator, a no runs it, and the problems are the validator's."""
+    unknown = set(schema) - _ANNOTATIONS - {
+        "type", "required", "properties", "additionalProperties", "items", "enum",
+        "pattern", "minLength", "maxLength", "minimum", "maximum",
+    }  # fmt: skip
+    if unknown:
+        raise _Unsupported(", ".join(sorted(unknown)))
+    checks: list[Callable[[Any], bool]] = []
+    kind = schema.get("type")
+    if kind is not None:
+        allowed = tuple(t for k in ([kind] if isinstance(kind, str) else kind) for t in _TYPES[k])
+        # exact types: a bool is no integer here, an int no float; when unsure, say no
+        checks.append(lambda v: type(v) in allowed)
+    if "enum" in schema:
+        enum = [(type(e), e) for e in schema["enum"]]
+        checks.append(lambda v: any(type(v) is t and v == e for t, e in enum))
+    if "pattern" in schema:
+        search = re.compile(schema["pattern"]).search
+        checks.append(lambda v: type(v) is not str or search(v) is not None)
+    low, high = schema.get("minLength"), schema.get("maxLength")
+    if low is not None or high is not None:
+        low, high = low or 0, float("inf") if high is None else high
+        checks.append(lambda v: type(v) is not str or low <= len(v) <= high)
+    minimum, maximum = schema.get("minimum"), schema.get("maximum")
+    if minimum is not None or maximum is not None:
+        lo = float("-inf") if minimum is None else minimum
+        hi = float("inf") if maximum is None else maximum
+        checks.append(lambda v: type(v) not in (int, float) or lo <= v <= hi)
+    if "required" in schema:
+        required = tuple(schema["required"])
+        checks.append(lambda v: type(v) is not dict or all(r in v for r in required))
+    if "properties" in schema or "additionalProperties" in schema:
+        props = {name: _compile(sub) for name, sub in schema.get("properties", {}).items()}
+        extra = schema.get("additionalProperties", True)
+        other: Callable[[Any], bool] | None = None
+        if extra is False:
+            other = lambda _: False  # noqa: E731
+        elif isinstance(extra, Mapping):
+            other = _compile(extra)
+
+        def fields(v: Any) -> bool:
+            if type(v) is not dict:
+                return True
+            for name, item in v.items():
+                check = props.get(name, other)
+                if check is not None and not check(item):
+                    return False
+            return True
+
+        checks.append(fields)
+    if "items" in schema:
+        if not isinstance(schema["items"], Mapping):
+            raise _Unsupported("items as a list")
+        each = _compile(schema["items"])
+        checks.append(lambda v: type(v) is not list or all(each(i) for i in v))
+    if len(checks) == 1:
+        return checks[0]
+
+    def every(v: Any) -> bool:
+        for check in checks:  # noqa: SIM110 (a loop: all() of a generator costs more here)
+            if not check(v):
+                return False
+        return True
+
+    return every
+
+
+@functools.cache
+def _fits() -> Callable[[Any], bool]:
+    """`_compile` of the manifest schema, or a test that always says no."""
+    try:
+        return _compile(_manifest_schema())
+    except _Unsupported:
+        return lambda _: False
 
 
 @dataclass(frozen=True)
@@ -526,6 +632,8 @@ def _suggest(word: str, options: Iterable[str]) -> str | None:
     exact = squashed.get(re.sub(r"[_\-\s]", "", word.lower()))
     if exact is not None:
         return exact
+    import difflib  # only on a problem: not worth importing for valid manifests
+
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return close[0] if close else None
 
@@ -567,7 +675,8 @@ class _Reader:
         self.current: _Document | None = None
         # per document
         self.locations: dict[str, Location] = {}
-        self.key_locations: dict[str, Location] = {}
+        self.key_nodes: dict[str, Node] = {}
+        """the key of each field, by path: where a field found missing inside it is reported"""
         self.raw: dict[str, str] = {}
         self.failed_paths: set[str] = set()
 
@@ -622,7 +731,7 @@ class _Reader:
         duplicate keys reported."""
         explicit: list[tuple[str, Node, Node]] = []
         merged: list[tuple[str, Node, Node]] = []
-        seen: dict[str, Location] = {}
+        seen: dict[str, Node] = {}  # name: its key
         for key, value in node.value:
             self.count()
             if key.tag == _MERGE:
@@ -657,16 +766,16 @@ class _Reader:
                 self.add(
                     key,
                     _join(path, name),
-                    f"'{name}' is given twice (first at line {first.line})",
+                    f"'{name}' is given twice (first at line {first.start_mark.line + 1})",
                     "remove one of them",
                 )
                 continue
-            seen[name] = self.loc(key)
+            seen[name] = key
             explicit.append((name, key, value))
         out = list(explicit)
         for name, key, value in merged:
             if name not in seen:  # explicit keys win; earlier merges win over later ones
-                seen[name] = self.loc(key)
+                seen[name] = key
                 out.append((name, key, value))
         return out
 
@@ -676,7 +785,7 @@ class _Reader:
         if isinstance(node, ScalarNode) and node.tag == _NULL and node.value in ("", "~", "null"):
             return None  # an empty document (only comments, or a stray ---)
         self.current = doc = _Document(self.file, self.loc(node))
-        self.locations, self.key_locations, self.raw = {}, {}, {}
+        self.locations, self.key_nodes, self.raw = {}, {}, {}
         self.failed_paths = set()
         self.document_nodes = 0
         try:
@@ -712,7 +821,7 @@ class _Reader:
             if name == "kind":
                 continue
             if name == "reconcile":
-                self.key_locations["reconcile"] = self.loc(key)
+                self.key_nodes["reconcile"] = key
                 policy = self.policy(value)
             else:
                 config_pairs.append((name, key, value))
@@ -762,7 +871,7 @@ class _Reader:
         ignore: list[str] = []
         for name, key, value in self.pairs(node, "reconcile"):
             path = f"reconcile.{name}"
-            self.key_locations[path] = self.loc(key)
+            self.key_nodes[path] = key
             if name == "allow_data_loss":
                 got = self.value(value, _Field("boolean"), path)
                 if isinstance(got, bool):
@@ -821,7 +930,7 @@ class _Reader:
             if child is None:
                 self.unknown(key, sub, spec.fields, path)
                 continue
-            self.key_locations[sub] = self.loc(key)
+            self.key_nodes[sub] = key
             got = self.value(value, child, sub)
             if got is not _INVALID:
                 out[name] = got
@@ -854,7 +963,7 @@ class _Reader:
             out: dict[str, Any] = {}
             for name, key, value in self.pairs(node, path):
                 sub = f"{path}.{name}"
-                self.key_locations[sub] = self.loc(key)
+                self.key_nodes[sub] = key
                 got = self.value(value, spec.item, sub)
                 if got is not _INVALID:
                     out[name] = got
@@ -951,6 +1060,8 @@ class _Reader:
     # -- the JSON schema, for what the checks above do not cover (ranges, lengths, required)
 
     def schema(self, config: Mapping[str, Any]) -> None:
+        if _fits()(config):
+            return
         for error in sorted(
             _validator().iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]
         ):
@@ -964,7 +1075,8 @@ class _Reader:
             limit = error.validator_value
             if validator == "required":
                 missing = [r for r in limit if r not in error.instance]
-                where = self.key_locations.get(path) or self.where(path)
+                key = self.key_nodes.get(path)
+                where = self.where(path) if key is None else self.loc(key)
                 for name in missing:
                     self.add(where, path, f"'{name}' is missing", f"add {name}: ...")
                 continue
@@ -1038,6 +1150,8 @@ def _shown(text: str) -> str:
 def _surrogate_problem(text: str) -> tuple[str, str] | None:
     """A lone UTF-16 surrogate (`"\\uD800"` in a double-quoted YAML string) is not a
     character: it cannot be sent as UTF-8, and the server would store U+FFFD instead."""
+    if text.isascii():
+        return None
     found = _SURROGATE.search(text)
     if found is None:
         return None
@@ -1187,7 +1301,7 @@ def _check_config(r: _Reader, config: Mapping[str, Any]) -> None:
                     "'>' captures every subject, which needs num_replicas: 1",
                     "write num_replicas: 1, or list narrower subjects",
                 )
-        elif not no_ack:
+        elif not no_ack and subject[0] in "$*>":  # others cannot reach the server's spaces
             for space, allowed in (
                 ("$JS.>", "$JS.EVENT.>"),
                 ("$JSC.>", None),
@@ -1690,6 +1804,8 @@ def _check_origins(spec: StreamSpec, declared: Mapping[str, StreamSpec]) -> list
     what a mirror inherits, message sizes, delivery prefixes, and cycles."""
     config = spec.config
     problems: list[Problem] = []
+    if "mirror" not in config and not config.get("sources"):
+        return problems  # reads from no stream: nothing below applies
 
     def fail(path: str, message: str, hint: str) -> None:
         problems.append(Problem(spec.where(path), path, message, hint))

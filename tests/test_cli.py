@@ -54,6 +54,25 @@ def test_validate_valid(tmp_path: Path, capsys: Any) -> None:
         0, "1 manifest file valid: 1 stream (events).\n", "")
 
 
+def test_validate_names_a_handful_of_streams_and_counts_the_rest(
+    tmp_path: Path, capsys: Any
+) -> None:
+    def streams(count: int) -> Path:
+        directory = tmp_path / str(count)
+        directory.mkdir()
+        (directory / "s.yaml").write_text(
+            "---\n".join(f"name: s{i}\nsubjects: [s{i}]\n" for i in range(count))
+        )
+        return directory
+
+    assert run(capsys, "validate", str(streams(2)))[1] == (
+        "1 manifest file valid: 2 streams (s0 and s1).\n")
+    assert run(capsys, "validate", str(streams(5)))[1] == (
+        "1 manifest file valid: 5 streams (s0, s1, s2, s3 and s4).\n")
+    assert run(capsys, "validate", str(streams(2000)))[1] == (
+        "1 manifest file valid: 2000 streams (s0, s1, s2, s3, s4 and 1995 more).\n")
+
+
 def test_validate_reports_every_problem_and_changes_nothing(tmp_path: Path, capsys: Any) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: events\nmax_age: 30\nmax_msg: 3\n")
