@@ -206,11 +206,22 @@ def _file_problem(path: Path, message: str, hint: str | None = None) -> Problem:
 def load_manifests(paths: Sequence[str | os.PathLike[str]]) -> LoadResult:
     """Discover, parse and validate every manifest under `paths`. Never raises for a bad
     manifest: every problem is in the result."""
-    files, problems = _discover(paths)
+    global _LAST
+    files, discovered = _discover(paths)
+    problems = list(discovered)
+    parsed = [_load_file(path) for path in files]
+    last = _LAST
+    if (
+        last is not None
+        and last[0] == (files, discovered)
+        and len(last[1]) == len(parsed)
+        and all(a is b for a, b in zip(last[1], parsed, strict=True))
+    ):
+        return last[2]  # the same files, each parsed to the very same result as last time
     docs: list[_Document] = []
-    for path in files:
-        file_docs, file_problems = _load_file(path)
-        docs.extend(file_docs)
+    for file_docs, file_problems in parsed:
+        # the cross-file checks add to each document's problems: give them lists of their own
+        docs.extend(replace(d, problems=list(d.problems)) for d in file_docs)
         problems.extend(file_problems)
     _check_across(docs)
     specs: list[StreamSpec] = []
@@ -219,12 +230,20 @@ def load_manifests(paths: Sequence[str | os.PathLike[str]]) -> LoadResult:
         if not doc.problems and not doc.failed and doc.spec is not None:
             specs.append(doc.spec)
     problems.sort(key=lambda p: p.location)  # stable: same place, order of the checks
-    return LoadResult(
+    result = LoadResult(
         specs=tuple(specs),
         problems=tuple(problems),
         files=tuple(str(f) for f in files),
         failed_files=frozenset(p.location.file for p in problems),
     )
+    _LAST = ((files, discovered), parsed, result)
+    return result
+
+
+#: the last load: (files and discovery problems, each file's parse, the result). Watch mode
+#: loads every manifest on every pass; when no file changed, the checks across documents
+#: would only find again what they found last time.
+_LAST: tuple[tuple[list[Path], list[Problem]], list[_Parsed], LoadResult] | None = None
 
 
 def load_or_raise(paths: Sequence[str | os.PathLike[str]]) -> tuple[StreamSpec, ...]:
@@ -252,7 +271,8 @@ class _TooManyNodes(Exception):
     """More YAML nodes than a document (or the whole file) may expand to."""
 
 
-def _load_file(path: Path) -> tuple[list[_Document], list[Problem]]:
+def _load_file(path: Path) -> _Parsed:
+    """The parse of one file: the same object as last time when its bytes are the same."""
     name = str(path)
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat: what was opened
@@ -260,17 +280,15 @@ def _load_file(path: Path) -> tuple[list[_Document], list[Problem]]:
         with os.fdopen(fd, "rb") as fh:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                return [], [_not_regular(path, info.st_mode)]
+                return (), (_not_regular(path, info.st_mode),)
             if info.st_size > MAX_FILE_BYTES:
-                return [], [_size_problem(path, info.st_size)]
+                return (), (_size_problem(path, info.st_size),)
             data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        return [], [_file_problem(path, f"cannot read: {exc.strerror or exc}")]
+        return (), (_file_problem(path, f"cannot read: {exc.strerror or exc}"),)
     if len(data) > MAX_FILE_BYTES:  # grew since stat
-        return [], [_size_problem(path, len(data))]
-    docs, problems = _parse(name, data)
-    # the cross-file checks add to each document's problems: give them lists of their own
-    return [replace(d, problems=list(d.problems)) for d in docs], list(problems)
+        return (), (_size_problem(path, len(data)),)
+    return _parse(name, data)
 
 
 _Parsed = tuple[tuple["_Document", ...], tuple[Problem, ...]]

@@ -15,7 +15,7 @@ from typing import Any
 Config = Mapping[str, Any]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Location:
     """A place in a manifest file; line and column count from 1."""
 
