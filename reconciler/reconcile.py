@@ -231,10 +231,12 @@ async def reconcile(
         overwritten(stream.name, settled)
         if ledger.first_report(stream.name, stream.changes):
             news.append((stream, _who(settled.actors)))
-    # a change read before its advisory came: wait a moment for the name (all at once)
+    # a change on the server read before its advisory came: wait a moment for the name
+    # (all at once); a manifest change has no one to wait for
     named = await asyncio.gather(*(
         _await_actor(ledger, s.name, s.basis, actor_grace_s)
-        if actor is None and s.basis is not None else _known(actor)
+        if actor is None and s.basis is not None and sources.get(s.name) == "server"
+        else _known(actor)
         for s, actor in news))
     for (stream, _), actor in zip(news, named, strict=True):
         drifts.append(_log_drift(rlog, stream.name, str(stream.action), stream.changes,
