@@ -13,7 +13,7 @@ from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.manifest import load_manifests
 from reconciler.model import Degraded, Status, StreamSpec
 from reconciler.redact import redact_servers, redact_text
-from reconciler.settings import Settings, connect_options
+from reconciler.settings import Settings, client_name, connect_options, identity, lease_name
 from reconciler.units import count_of
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -80,7 +80,36 @@ def _apply_options(f: F) -> F:
     return f
 
 
+def _lease_options(f: F) -> F:
+    f = click.option("--no-lease", envvar=ENV + "NO_LEASE", is_flag=True,
+                     help="Write without a lease: only safe when no other reconciler runs "
+                          f"against this account. [env: {ENV}NO_LEASE]")(f)
+    f = click.option("--lease-ttl", envvar=ENV + "LEASE_TTL", default="10s", show_default=True,
+                     metavar="DURATION",
+                     help="How long the lease outlives its holder's last renew (renewed "
+                          "every third of it); a standby takes over after it. "
+                          f"[env: {ENV}LEASE_TTL]")(f)
+    f = click.option("--lease", envvar=ENV + "LEASE", default="default", show_default=True,
+                     metavar="NAME",
+                     help="Only the holder of this lease (a key in the JetStream key-value "
+                          "bucket jetstream_reconciler) writes; reconcilers sharing a lease "
+                          f"name take turns. [env: {ENV}LEASE]")(f)
+    return f
+
+
 _paths = click.argument("paths", nargs=-1, metavar="[PATH]...")
+
+
+def _duration_s(text: str, flag: str, minimum_s: float) -> float:
+    from reconciler.units import UnitError, parse_duration
+
+    try:
+        ns = parse_duration(text)
+    except UnitError as exc:
+        raise click.BadParameter(f"{text!r}: {exc}", param_hint=flag) from exc
+    if ns < minimum_s * 1e9:
+        raise click.BadParameter(f"must be at least {minimum_s:g}s", param_hint=flag)
+    return ns / 1e9
 
 
 def _settings(paths: Sequence[str], kw: dict[str, Any]) -> Settings:
@@ -88,10 +117,15 @@ def _settings(paths: Sequence[str], kw: dict[str, Any]) -> Settings:
     from reconciler import logs
 
     logs.setup(kw.pop("log_format", "auto"), kw.pop("log_level", "info"))
+    who = identity()
     connect = connect_options(**{k: kw.pop(k) for k in (
         "server", "context", "creds", "nkey", "user", "password", "password_file", "token",
-        "token_file", "tls_cert", "tls_key", "tls_ca")})
-    return Settings(paths=tuple(paths) or ("config",), connect=connect, **kw)
+        "token_file", "tls_cert", "tls_key", "tls_ca")}, name=client_name(who))
+    if "lease" in kw:
+        no_lease = kw.pop("no_lease")
+        kw["lease"] = None if no_lease else lease_name(kw["lease"])
+        kw["lease_ttl_s"] = _duration_s(kw.pop("lease_ttl"), "--lease-ttl", 1.0)
+    return Settings(paths=tuple(paths) or ("config",), connect=connect, identity=who, **kw)
 
 
 def _load(settings: Settings) -> list[StreamSpec]:
@@ -248,25 +282,56 @@ def _report_degraded(degraded: Sequence[Degraded]) -> bool:
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
 @_paths
+@click.option("--wait", "wait", envvar=ENV + "WAIT", default="0s", show_default=True,
+              metavar="DURATION",
+              help="When another reconciler holds the lease, wait up to DURATION for it to "
+                   f"be free (e.g. 2m) instead of failing at once. [env: {ENV}WAIT]")
+@click.option("--force", envvar=ENV + "FORCE", is_flag=True,
+              help="Take the lease from whoever holds it (it stops writing as soon as it "
+                   f"sees that); logged as a lease_taken_over warning. [env: {ENV}FORCE]")
+@_lease_options
 @_apply_options
 @_connection_options
 @_log_options
-def apply(paths: tuple[str, ...], **kw: Any) -> int:
+def apply(paths: tuple[str, ...], wait: str, force: bool, **kw: Any) -> int:
     """Create and update streams so that the server matches the manifests.
 
     Sends each stream's whole configuration (an update replaces it on the server). A change
     that would discard stored messages is blocked unless allowed; so is a change the server
     cannot make. Exit 0 when everything is in sync afterwards, 3 when something was blocked,
     1 on any error.
+
+    When there is something to write, takes the lease first (see watch): while a running
+    reconciler holds it, apply says who and exits 1, unless --wait or --force.
     """
+    wait_s = _duration_s(wait, "--wait", 0.0)
     settings = _settings(paths, kw)
     specs = _load(settings)
-    from reconciler.reconcile import reconcile
+    from reconciler.lease import Holder, Lease, holding
+    from reconciler.model import Action
+    from reconciler.reconcile import Result, compute_plan, reconcile
     from reconciler.report import connection_lost_line, render_text
 
-    result = _run(_with_server(settings, lambda js: reconcile(
-        js, specs, allow_data_loss=settings.allow_data_loss, concurrency=settings.concurrency,
-        trigger="apply")))
+    async def work(js: Any) -> Result:
+        def run(client: Any) -> Awaitable[Result]:
+            return reconcile(client, specs, allow_data_loss=settings.allow_data_loss,
+                             concurrency=settings.concurrency, trigger="apply")
+
+        if settings.lease is None:
+            return await run(js)
+        lease = Lease(js, settings.lease, Holder(settings.identity), settings.lease_ttl_s,
+                      quiet=True)
+        preview = await compute_plan(js, specs, allow_data_loss=settings.allow_data_loss,
+                                     concurrency=settings.concurrency)
+        if not any(s.action in (Action.CREATE, Action.UPDATE) for s in preview.streams):
+            # nothing to write: no lease taken (and no bucket made); a write that turns up
+            # after all is refused, not made without the lease
+            return await run(lease.fence(js))
+        await lease.acquire(wait_s=wait_s, force=force)
+        result: Result = await holding(lease, lambda: run(lease.fence(js)))
+        return result
+
+    result = _run(_with_server(settings, work))
     click.echo(render_text(result.plan, colour=sys.stdout.isatty()), nl=False)
     counts = result.counts()
     order = [Status.CREATED, Status.UPDATED, Status.UNCHANGED, Status.BLOCKED, Status.REPORTED,
@@ -312,6 +377,7 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
                    "./.jetstream-reconciler, port from NATS_URL or 4222), reconcile only that "
                    "server, and stop it on exit. Exit 1 if the port or directory is taken. "
                    f"[env: {ENV}EMBEDDED]")
+@_lease_options
 @_apply_options
 @_connection_options
 @_log_options
@@ -332,6 +398,9 @@ def watch(paths: tuple[str, ...], resync: str, settle: str, conflict_window: str
     written is never applied: a new version that discards messages or drops lines waits
     until the file has been left alone for --settle. SIGTERM, SIGHUP or Ctrl-C stops within
     5 seconds.
+
+    Any number of reconcilers may watch one account: only the holder of the lease writes;
+    the others plan only, stay ready, and take over within --lease-ttl when it stops.
     """
     from reconciler.daemon import run
 

@@ -8,12 +8,18 @@ Root tasks (when one fails, all stop):
     settle timer ─┤                during a pass fold into one more pass
     reconnects  ──┘
     embedded nats-server (with --embedded): its exit stops the daemon
+    lease keeper ──> trigger() when this process becomes the leader
     HTTP: /healthz /readyz /metrics
 
 Triggers only say "look again": every pass loads all manifests and reconciles the whole
 set. A manifest file whose new version may be half written is held back (`settle`): its
 last accepted version stands until the file has been quiet for the settle period, and the
 settle timer starts the pass that looks again. Signal handlers only set the stop event.
+
+With a lease (the default), only its holder applies; the others are standbys whose passes
+plan only (metrics, events and /readyz stay true). A pass applies only when a fresh read of
+the lease, made after planning, shows our revision, and every single write checks the
+lease's deadline first (`lease.Fenced`).
 """
 
 from __future__ import annotations
@@ -37,10 +43,12 @@ from reconciler.conflicts import Conflicts
 from reconciler.embedded import EmbeddedServer
 from reconciler.errors import ConnectFailed, JetStreamError
 from reconciler.http import HttpServer
+from reconciler.lease import Change, Holder, Lease
 from reconciler.ledger import Ledger
 from reconciler.manifest import LoadResult, discover, load_manifests
 from reconciler.metrics import Metrics
 from reconciler.model import (
+    LEASE_STREAM,
     Action,
     Advisory,
     Degraded,
@@ -50,7 +58,7 @@ from reconciler.model import (
     Status,
     StreamSpec,
 )
-from reconciler.reconcile import Result, compute_plan, new_reconcile_id, reconcile
+from reconciler.reconcile import JetStreamAPI, Result, compute_plan, new_reconcile_id, reconcile
 from reconciler.redact import redact_servers
 from reconciler.settings import Settings
 from reconciler.settle import STABLE_S, Files, Snapshot, review, snapshot
@@ -100,6 +108,7 @@ class Daemon:
         self._degraded: tuple[Degraded, ...] = ()
         self._http: HttpServer | None = None
         self._embedded: EmbeddedServer | None = None
+        self._lease: Lease | None = None
         self.passes = 0
         """Reconcile passes finished so far (tests await progress through `wait_passes`)."""
         self._pass_done = asyncio.Condition()
@@ -115,7 +124,7 @@ class Daemon:
         self._wake.set()
 
     async def _on_advisory(self, advisory: Advisory) -> None:
-        if advisory.own or not advisory.stream:
+        if advisory.own or not advisory.stream or advisory.stream == LEASE_STREAM:
             return
         stream = advisory.stream
         if advisory.kind == "api":
@@ -159,7 +168,21 @@ class Daemon:
             reasons.append("degraded: " + "; ".join(str(d) for d in self._degraded))
         now = time.monotonic()
         reasons.extend(c.reason(now) for c in self._conflicts.active())
+        if self._lease is not None and self._lease.error:
+            reasons.append(self._lease.error)
         return not reasons, reasons
+
+    def about(self) -> list[str]:
+        """The role of this process, for /readyz: a healthy standby is ready too."""
+        if self._lease is None:
+            return ["leader: no lease (--no-lease), this process writes"]
+        return [self._lease.describe()]
+
+    def _on_lease(self, change: Change) -> None:
+        leading = change.kind == "elected" and change.us
+        self.metrics.leader.set(1 if leading else 0)
+        if leading:
+            self.trigger("leader")
 
     # --- running -----------------------------------------------------------------------------
 
@@ -178,7 +201,8 @@ class Daemon:
         s = self.settings
         log.info("watch_started", paths=list(s.paths), resync_s=s.resync_s,
                  http_port=s.http_port, servers=redact_servers(s.connect.servers),
-                 embedded=s.embedded)
+                 embedded=s.embedded, identity=s.identity, client_name=s.connect.name,
+                 lease=s.lease, lease_ttl_s=s.lease_ttl_s)
         try:
             if s.embedded:
                 self._embedded = EmbeddedServer(s.connect.servers[0], s.embedded_dir)
@@ -187,7 +211,8 @@ class Daemon:
                 s = self.settings = replace(
                     s, connect=replace(s.connect, servers=(self._embedded.url,)))
             if s.http_port:
-                self._http = HttpServer(s.http_host, s.http_port, self.metrics, self.readiness)
+                self._http = HttpServer(s.http_host, s.http_port, self.metrics, self.readiness,
+                                        about=self.about)
                 port = await self._http.start()
                 log.info("http_listening", host=s.http_host, port=port)
         except BaseException:
@@ -225,6 +250,9 @@ class Daemon:
         return code
 
     async def _shutdown(self) -> None:
+        if self._lease is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._lease.release(), 1)
         if self._settle_timer is not None:
             self._settle_timer.cancel()
         if self._retry_timer is not None:
@@ -282,14 +310,33 @@ class Daemon:
         self._js = await self._connect()
         if self._js is None:
             return
-        self.trigger("startup")
-        while not self._stop.is_set():
-            await self._wake.wait()
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            triggers, self._triggers = self._triggers, set()
-            await self._pass(triggers)
+        keeper = await self._start_lease(self._js)
+        try:
+            self.trigger("startup")
+            while not self._stop.is_set():
+                await self._wake.wait()
+                self._wake.clear()
+                if self._stop.is_set():
+                    return
+                triggers, self._triggers = self._triggers, set()
+                await self._pass(triggers)
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+
+    async def _start_lease(self, js: jetstream.JetStream) -> asyncio.Task[None] | None:
+        """Take the lease if it is free (so the first pass knows whether it may write), then
+        keep it, or watch for it, in a task of its own."""
+        s = self.settings
+        if s.lease is None:
+            self.metrics.leader.set(1)
+            return None
+        self._lease = Lease(js, s.lease, Holder(s.identity), s.lease_ttl_s,
+                            on_change=self._on_lease)
+        await self._lease.start()
+        return asyncio.create_task(self._lease.run(), name="lease")
 
     async def _pass(self, triggers: set[str]) -> None:
         assert self._js is not None
@@ -304,12 +351,17 @@ class Daemon:
             if changed:
                 specs, plan = await self._review(specs, plan, changed)
             sources = self._sources_of(specs)
+            js: JetStreamAPI = self._js
+            writes = True
+            if self._lease is not None:
+                writes = await self._lease.confirm()  # a fresh read: the revision is ours
+                js = self._lease.fence(self._js)
             result = await reconcile(
-                self._js, specs, allow_data_loss=self.settings.allow_data_loss,
+                js, specs, allow_data_loss=self.settings.allow_data_loss,
                 concurrency=self.settings.concurrency, trigger=trigger, sources=sources,
                 ledger=self._ledger, actor_grace_s=ACTOR_GRACE_S, reconcile_id=reconcile_id,
                 holds=self._holds, before_apply=self._expect_echo, plan=plan,
-                read_at=self._read_at, started=started,
+                read_at=self._read_at, started=started, apply=writes,
             )
         except asyncio.CancelledError:
             raise
@@ -518,6 +570,11 @@ class Daemon:
         states = {"in_sync": 0, "drifted": 0, "blocked": 0, "degraded": len(result.degraded)}
         for drift in result.drifts:
             m.drift_events.labels(stream=drift.stream, source=drift.source or "server").inc()
+        for stream in result.plan.streams:
+            if not result.outcomes:  # a standby plans only
+                state = {Action.NOOP: "in_sync", Action.BLOCKED: "blocked"}.get(
+                    stream.action, "drifted")
+                states[state] += 1
         for outcome in result.outcomes:
             if outcome.status is Status.BLOCKED:
                 m.changes_blocked.labels(stream=outcome.name).inc()

@@ -5,13 +5,15 @@
      ├── SettingsError          a flag or environment variable has a bad value
      ├── EmbeddedServerError    `watch --embedded` cannot run its own server (port or
      │                          directory taken, or the server exited)
+     ├── LeaseHeld              another reconciler holds the lease (apply without --force)
      └── JetStreamError         anything that went wrong talking to the server
           ├── ConnectFailed     the server could not be reached (or refused our credentials)
           ├── ConnectionLost    the connection went away; `sent`: whether the request had
           │                     been sent (then it may or may not have been carried out)
           ├── RequestTimeout    no answer to an API request in time
           ├── PermissionDenied  the server refused to let this user publish or subscribe
-          └── ApiError          the server answered with an error (status, err_code, words)
+          ├── ApiError          the server answered with an error (status, err_code, words)
+          └── LeaseLost         a write not made: this process does not hold the lease
 """
 
 from __future__ import annotations
@@ -43,8 +45,16 @@ class EmbeddedServerError(ReconcilerError):
     """The embedded nats-server cannot start as ours, or it stopped by itself."""
 
 
+class LeaseHeld(ReconcilerError):
+    """Another reconciler holds the lease, so this one may not write."""
+
+
 class JetStreamError(ReconcilerError):
     """Talking to JetStream failed."""
+
+
+class LeaseLost(JetStreamError):
+    """A stream write was not sent: this process does not hold the lease (any more)."""
 
 
 class ConnectFailed(JetStreamError):

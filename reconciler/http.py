@@ -29,6 +29,8 @@ from reconciler.metrics import Metrics
 
 #: returns (ready, reasons it is not)
 Readiness = Callable[[], tuple[bool, list[str]]]
+#: returns lines that /readyz adds whatever the answer (the role: leader or standby)
+About = Callable[[], list[str]]
 
 #: /healthz fails when the event loop has not run for this long (seconds)
 LOOP_STALL_S = 10.0
@@ -60,12 +62,13 @@ def bind_address(host: str) -> tuple[socket.AddressFamily, str]:
 
 class HttpServer:
     def __init__(self, host: str, port: int, metrics: Metrics, readiness: Readiness,
-                 stall_s: float = LOOP_STALL_S):
+                 stall_s: float = LOOP_STALL_S, about: About | None = None):
         self.host, self.port = host, port
         self._metrics, self._readiness = metrics, readiness
         self._stall_s = stall_s
         self._beat = time.monotonic()
         self._heartbeat: asyncio.Task[None] | None = None
+        self._about = about or (lambda: [])
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -116,6 +119,7 @@ class HttpServer:
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         metrics, readiness, stalled = self._metrics, self._readiness, self.loop_stalled_s
+        about = self._about
         limit = self._stall_s
 
         class Handler(BaseHTTPRequestHandler):
@@ -132,10 +136,12 @@ class HttpServer:
                                         f"(limit {limit:g} s)\n".encode())
                 elif path == "/readyz":
                     ready, reasons = readiness()
+                    extra = "".join(f"{line}\n" for line in about())
                     if ready:
-                        self._send(200, b"ready\n")
+                        self._send(200, f"ready\n{extra}".encode())
                     else:
-                        self._send(503, ("not ready: " + "; ".join(reasons) + "\n").encode())
+                        self._send(503, ("not ready: " + "; ".join(reasons) + "\n"
+                                         + extra).encode())
                 elif path == "/metrics":
                     self._send(200, metrics.render(), CONTENT_TYPE_LATEST)
                 else:

@@ -54,6 +54,7 @@ from reconciler.model import (
     Advisory,
     Config,
     ConnectOptions,
+    KvEntry,
     Listing,
     LiveStream,
     MessageSample,
@@ -596,7 +597,7 @@ async def _discard(nc: Client) -> None:
 class AdvisoryWatch:
     """A running advisory subscription; `unsubscribe()` ends it."""
 
-    def __init__(self, subs: list[NatsSubscription], task: asyncio.Task[None]) -> None:
+    def __init__(self, subs: list[NatsSubscription], task: asyncio.Task[None] | None) -> None:
         self._subs = subs
         self._task = task
 
@@ -605,12 +606,13 @@ class AdvisoryWatch:
             with contextlib.suppress(nats.errors.Error, OSError):
                 await sub.unsubscribe()
         self._subs = []
-        if self._task is asyncio.current_task():
-            self._task.cancel()  # unsubscribing from inside the handler
-        elif not self._task.done():
-            self._task.cancel()
+        task = self._task
+        if task is None or task.done():
+            return
+        task.cancel()
+        if task is not asyncio.current_task():  # not unsubscribing from inside the handler
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
 
 class JetStream:
@@ -961,6 +963,75 @@ class JetStream:
         if not isinstance(ack, dict) or "seq" not in ack:
             raise JetStreamError(f"publish to {subject}: not a JetStream ack: {reply.data!r}")
         return int(ack["seq"])
+
+    # key-value buckets (the JetStream KV layout, spoken over the plain API)
+
+    async def ensure_kv_bucket(self, bucket: str, *, replicas: int = 1) -> None:
+        """Create the bucket `bucket` (stream `KV_<bucket>`) unless it exists. Two processes
+        creating it at once both succeed: the server accepts an identical create."""
+        stream = f"KV_{bucket}"
+        if await self.stream_info(stream) is not None:
+            return
+        config = {
+            "name": stream,
+            "subjects": [f"$KV.{bucket}.>"],
+            "retention": "limits",
+            "storage": "file",
+            "num_replicas": replicas,
+            "max_msgs_per_subject": 1,
+            "discard": "new",
+            "allow_rollup_hdrs": True,
+            "deny_delete": True,
+            "allow_direct": True,
+            "duplicate_window": 120_000_000_000,
+        }
+        await self._request(f"{API}.STREAM.CREATE.{stream}", config, stream=stream)
+
+    async def kv_get(self, bucket: str, key: str) -> KvEntry | None:
+        """The latest value of `key`, from the stream leader (not a possibly stale replica),
+        or None when the key has never been written."""
+        stream = f"KV_{bucket}"
+        try:
+            reply = await self._request(
+                f"{API}.STREAM.MSG.GET.{stream}", {"last_by_subj": f"$KV.{bucket}.{key}"},
+                stream=stream)
+        except ApiError as exc:
+            if exc.err_code == _NO_MESSAGE:
+                return None
+            raise
+        message = reply["message"]
+        try:
+            value = base64.b64decode(message.get("data") or "", validate=True)
+        except (binascii.Error, ValueError):
+            raise JetStreamError(f"{stream}: the value of {key} is not base64") from None
+        return KvEntry(key=key, revision=int(message["seq"]), value=value)
+
+    async def kv_put(self, bucket: str, key: str, value: bytes, *, revision: int) -> int:
+        """Write `key` only if its latest revision is still `revision` (0: never written);
+        the new revision. Someone else's write in between is `ApiError` with err_code 10071
+        (wrong last sequence)."""
+        headers = {"Nats-Expected-Last-Subject-Sequence": str(revision)}
+        return await self.publish(f"$KV.{bucket}.{key}", value, headers=headers)
+
+    async def watch_subject(self, subject: str, handler: Callable[[], None]) -> AdvisoryWatch:
+        """Call `handler` (no arguments) whenever a message arrives on `subject`: a wake-up
+        only, at most once like all core NATS."""
+
+        async def wake(_: Msg) -> None:
+            handler()
+
+        try:
+            sub = await self._nc.subscribe(subject, cb=wake)
+        except asyncio.CancelledError:
+            raise
+        except (nats.errors.Error, OSError) as exc:
+            raise JetStreamError(
+                f"cannot subscribe to {subject} on {self.url}: "
+                f"{connect_reason(exc, self._opts.request_timeout)}"
+            ) from None
+        watch = AdvisoryWatch([sub], None)
+        self._watches.append(watch)
+        return watch
 
     # advisories
 

@@ -34,7 +34,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler import fields as kinds
 from reconciler.errors import ManifestError
-from reconciler.model import DriftMode, Location, Policy, Problem, StreamSpec
+from reconciler.model import LEASE_STREAM, DriftMode, Location, Policy, Problem, StreamSpec
 from reconciler.subjects import (
     SubjectIndex,
     subject_is_subset,
@@ -1272,6 +1272,9 @@ def _check_config(r: _Reader, config: Mapping[str, Any]) -> None:
     name = config.get("name")
     if isinstance(name, str) and (bad := _name_problem(name)):
         r.fail("name", *bad)
+    elif name == LEASE_STREAM:
+        r.fail("name", f"'{name}' is the stream of the reconcilers' lease bucket",
+               "choose another name")
 
     mirror = config.get("mirror")
     sources = config.get("sources") or []

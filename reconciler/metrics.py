@@ -41,6 +41,9 @@ class Metrics:
         self.manifests_valid = Gauge(
             f"{PREFIX}_manifests_valid", "1 when every manifest passed validation, else 0.",
             registry=r)
+        self.leader = Gauge(
+            f"{PREFIX}_leader", "1 while this process holds the lease and may write, else 0 "
+            "(a standby, or no lease: see --lease).", registry=r)
         self.manifest_problems = Gauge(
             f"{PREFIX}_manifest_problems", "Problems found in the manifests at the last load.",
             registry=r)

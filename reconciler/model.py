@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+#: The JetStream key-value bucket where reconcilers keep their leases (one key per lease
+#: name), and the stream that holds it. Never planned, never written by a plan.
+LEASE_BUCKET = "jetstream_reconciler"
+LEASE_STREAM = f"KV_{LEASE_BUCKET}"
+
 #: A stream configuration as the JetStream API's JSON (`$JS.API.STREAM.CREATE` body), as a dict.
 Config = Mapping[str, Any]
 
@@ -305,7 +310,7 @@ class ConnectOptions:
     tls_ca: str | None = None
     name: str = "jetstream-reconciler"
     """Client name; the server reports it in API advisories, which is how our own changes are
-    told apart from everyone else's."""
+    told apart from everyone else's. The CLI names each process (`client_name()`)."""
     connect_timeout: float = 2.0
     request_timeout: float = 5.0
     ping_interval: float = 1.0
@@ -339,3 +344,13 @@ class Advisory:
     config: Config | None = None
     """For "api" create and update: the whole configuration the client sent (an update
     replaces the configuration), which tells exactly what the change set."""
+
+
+@dataclass(frozen=True)
+class KvEntry:
+    """The latest value of one key of a key-value bucket."""
+
+    key: str
+    revision: int
+    """The bucket stream's sequence of this value: it changes on every write, on any host."""
+    value: bytes

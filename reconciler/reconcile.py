@@ -25,6 +25,7 @@ from reconciler.apply import StreamWriter, apply_plan
 from reconciler.errors import JetStreamError
 from reconciler.ledger import Ledger, Settled
 from reconciler.model import (
+    LEASE_STREAM,
     Config,
     Degraded,
     FieldChange,
@@ -120,10 +121,11 @@ async def compute_plan(
     """Read the live state this plan needs, then plan (pure). A stream the server cannot
     describe is not planned (a missing stream would look like one to create): it is listed in
     `Plan.degraded`, with `Plan.unmanaged` when no manifest declares it. `holds` names
-    streams to only report (see `plan.plan_stream`)."""
+    streams to only report (see `plan.plan_stream`). The reconcilers' own lease bucket is not
+    ours to plan: it is left out, neither managed nor unmanaged."""
     listing = await js.list_streams()
-    unreadable = dict(listing.unreadable)
-    by_name = {s.name: s for s in listing.streams}
+    unreadable = {n: r for n, r in listing.unreadable.items() if n != LEASE_STREAM}
+    by_name = {s.name: s for s in listing.streams if s.name != LEASE_STREAM}
     gate = asyncio.Semaphore(max(1, concurrency))
 
     async def sample(spec: StreamSpec, current: LiveStream) -> tuple[str, MessageSample] | None:
@@ -146,7 +148,7 @@ async def compute_plan(
     found = await asyncio.gather(*(sample(s, live) for s, live in holding))
     samples = dict(f for f in found if f is not None)
     readable = [s for s in specs if s.name not in unreadable]
-    live = [s for s in listing.streams if s.name not in unreadable]
+    live = [s for s in by_name.values() if s.name not in unreadable]
     plan = build_plan(readable, live, samples, allow_data_loss=allow_data_loss, holds=holds)
     plan = with_server_checks(plan, live, js.topology())
     declared = {s.name: s for s in specs}

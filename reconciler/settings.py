@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,25 @@ from reconciler.redact import redact_url
 DEFAULT_SERVER = "nats://127.0.0.1:4222"
 SCHEMES = ("nats", "tls", "ws", "wss")
 """URL schemes of a NATS server: the client protocol, over TLS, over WebSocket."""
+_LEASE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def identity(hostname: str | None = None, pid: int | None = None) -> str:
+    """Who this process is, for people: its host (in Kubernetes, the pod name) and pid."""
+    host = hostname or socket.gethostname() or "localhost"
+    return f"{host}/{pid if pid is not None else os.getpid()}"
+
+
+def client_name(who: str) -> str:
+    """The connection name the server shows in advisories and its connection list."""
+    return f"jetstream-reconciler/{who}"
+
+
+def lease_name(name: str) -> str:
+    if not _LEASE_NAME.match(name):
+        raise SettingsError(f"--lease {name!r}: a lease name takes letters, digits, '_' and "
+                            "'-' only, e.g. 'default'")
+    return name
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,13 @@ class Settings:
     """Watch mode starts its own nats-server (from the `server` extra)."""
     embedded_dir: str = ".jetstream-reconciler"
     """Where the embedded server keeps its data, under the working directory."""
+    lease: str | None = "default"
+    """Key of the lease in the `jetstream_reconciler` bucket; only its holder writes.
+    None: write without a lease (only safe for a single reconciler)."""
+    lease_ttl_s: float = 10.0
+    """How long a lease outlives its holder's last renew; a standby takes over after it."""
+    identity: str = field(default_factory=identity)
+    """This process for people and for the lease (host or pod name, pid)."""
 
 
 def context_dir(env: Mapping[str, str]) -> Path:
@@ -119,6 +147,7 @@ def connect_options(
     tls_key: str | None,
     tls_ca: str | None,
     env: Mapping[str, str] | None = None,
+    name: str | None = None,
 ) -> ConnectOptions:
     """Flags (already merged with their environment variables by the CLI) over the context."""
     env = os.environ if env is None else env
@@ -148,4 +177,5 @@ def connect_options(
         tls_cert=pick(tls_cert, "cert"),
         tls_key=pick(tls_key, "key"),
         tls_ca=pick(tls_ca, "ca"),
+        name=name or client_name(identity()),
     )

@@ -169,6 +169,9 @@ async def test_watch_survives_the_stream_leader_and_the_meta_leader_dying(
         task = asyncio.create_task(daemon._run())
         try:
             await _within(HEAL_DEADLINE_S, _ready(port), "ready at start")
+            # the lease outlives any one node: its bucket has three replicas
+            lease = await _config(cluster, "KV_jetstream_reconciler")
+            assert lease is not None and lease["num_replicas"] == 3
 
             # 1. the leader of a stream dies: the daemon, connected to it, reconnects to
             # another node while the stream elects a new leader; it must be ready again on

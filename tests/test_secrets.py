@@ -390,7 +390,8 @@ def test_no_secret_in_any_output(name: str, tmp_path: Path, clean_env: None,
             down.terminate()
             up.stop(outputs, "watch")
             down.stop(outputs, "watch refused")
-        assert up_bodies["/readyz"] == (200, "ready\n")
+        assert up_bodies["/readyz"][0] == 200
+        assert up_bodies["/readyz"][1].startswith("ready\nleader: this process (")
         assert "jetstream_reconciler_nats_connected 1.0" in up_bodies["/metrics"][1]
         assert down_bodies["/readyz"][1].startswith("not ready: not connected to NATS")
     finally:

@@ -407,7 +407,9 @@ async def test_http_endpoints(tmp_path: Path, nats_server: NatsServer) -> None:
         ready = await asyncio.to_thread(_get, port, "/readyz")
         metrics = await asyncio.to_thread(_get, port, "/metrics")
     assert health == (200, "ok\n")
-    assert ready == (200, "ready\n")
+    assert ready[0] == 200
+    assert ready[1].startswith("ready\nleader: this process (")
+    assert ready[1].endswith(") holds the lease default\n")
     assert metrics[0] == 200
     assert "jetstream_reconciler_reconciles_total{result=\"success\"} 0.0" not in metrics[1]
     for name in ("jetstream_reconciler_reconciles_total{result=\"success\"}",
