@@ -375,6 +375,27 @@ class Lease:
 
     async def run(self) -> None:
         """Keep the lease (or watch for it to be free) until cancelled."""
+        deadline = asyncio.create_task(self._watch_deadline(), name="lease-deadline")
+        try:
+            await self._keep()
+        finally:
+            deadline.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await deadline
+
+    async def _watch_deadline(self) -> None:
+        """Say `leadership_lost` at the deadline even while a renew hangs unanswered (writes
+        are refused from that moment anyway: `check_write` reads the clock)."""
+        while True:
+            wait = self.state.retry_every
+            if self.state.holding:
+                wait = self.state.deadline - self._clock()
+                if wait <= 0:
+                    self._emit(self.state.tick(self._clock()))
+                    continue
+            await asyncio.sleep(wait)
+
+    async def _keep(self) -> None:
         while True:
             if not self._ready:
                 await self._prepare()

@@ -313,3 +313,102 @@ async def test_apply_waits_for_the_lease(
     assert daemon.named("lease_released")
     assert await max_msgs(nats_server) == 42
     assert len(audit.clients()) == 2
+
+
+class Partition:
+    """A TCP relay between one client and the server that can be cut (bytes are held, as a
+    network that drops packets while TCP keeps retransmitting) and healed (held bytes are
+    delivered late, then traffic flows again)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.port = free_port()
+        self._upstream = upstream_port
+        self._open = threading.Event()
+        self._open.set()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+        self._ready.wait(10)
+
+    def cut(self) -> None:
+        self._open.clear()
+
+    def heal(self) -> None:
+        self._open.set()
+
+    def close(self) -> None:
+        self.heal()
+        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+    async def _close(self) -> None:
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server = self._loop.run_until_complete(
+            asyncio.start_server(self._client, "127.0.0.1", self.port))
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._upstream)
+        for pipe in (self._pipe(reader, up_writer), self._pipe(up_reader, writer)):
+            task = asyncio.create_task(pipe)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held: list[bytes] = []
+        while data := await reader.read(65536):
+            held.append(data)
+            while not self._open.is_set():
+                await asyncio.sleep(0.01)
+            writer.write(b"".join(held))
+            held.clear()
+            await writer.drain()
+        writer.close()
+
+
+async def test_a_leader_cut_off_from_the_server_stops_and_does_not_write_after(
+    tmp_path: Path, nats_server: NatsServer, audit: Audit, procs: list[Proc]
+) -> None:
+    """The leader reaches the server through a relay that is cut: it cannot renew, stops
+    writing at its deadline, the standby takes over; when the relay heals, the bytes it held
+    arrive late and the old leader finds the lease taken."""
+    paths = manifests(tmp_path, 10, 20)
+    relay = Partition(nats_server.port)
+    try:
+        first = start(["watch", str(paths[0]), "--server", f"nats://127.0.0.1:{relay.port}",
+                       "--http-host", "127.0.0.1", "--http-port", str(free_port()),
+                       "--lease-ttl", TTL])
+        procs.append(first)
+        await until(lambda: bool(first.named("leader_elected", this_process=True)), 60,
+                    "the first daemon leads")
+        procs.append(watch(nats_server, paths[1]))
+        leader, (standby,) = await elect(procs)
+        assert leader is first
+        await until(lambda: bool(audit.writes), 30, "the leader wrote")
+        relay.cut()
+        cut_at = time.monotonic()
+        paths[0].write_text(EVENTS.format(max_msgs=77))  # the leader wants to write again
+        await until(lambda: bool(leader.named("leadership_lost")), 30, "the leader stood down")
+        lost_after = time.monotonic() - cut_at
+        await until(lambda: bool(audit.by(standby.client)), 30, "the standby took over")
+        relay.heal()
+        await until(lambda: leader.named("leader_elected", holder=standby.identity) != [], 30,
+                    "the old leader saw the new one")
+        passes = len(leader.named("reconcile_finished"))
+        paths[0].write_text(EVENTS.format(max_msgs=78))
+        await until(lambda: len(leader.named("reconcile_finished")) > passes, 30,
+                    "the old leader planned after the partition")
+        assert lost_after < 3.0  # its deadline: ttl - ttl/5 after its last renew
+        assert not audit.by(leader.client, since=cut_at)
+        assert audit.clients() == [leader.client, standby.client]
+        assert await max_msgs(nats_server) == 20
+    finally:
+        relay.close()
