@@ -84,3 +84,19 @@ def test_quick_scale_benchmark_runs_and_reports(tmp_path: Path) -> None:
     assert size["validate_output"].startswith("100 manifest files valid: 200 streams")
     assert results["latency"]["save_to_applied_ms"]["n"] == 10
     assert results["latency"]["out_of_band_to_healed_ms"]["not_healed_after"] == 0
+
+
+def test_quick_failover_benchmark_runs_and_reports(tmp_path: Path) -> None:
+    out_json = tmp_path / "failover.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "failover.py"), "--quick", "--json", str(out_json)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert any(line.startswith("kill -9 leader -> standby writes") for line in
+               done.stdout.splitlines()), done.stdout
+    failover = json.loads(out_json.read_text())["failover"]
+    assert failover["failover_s"]["n"] == 2
+    assert failover["writes_after_kill"] == 0
+    assert failover["interleaved"] is False
+    assert failover["writers"] == 3
