@@ -312,8 +312,9 @@ class Lease:
     def describe(self) -> str:
         if self.holding:
             return f"leader: this process ({self.me.name}) holds the lease {self.name}"
-        holder = self.state.leader or "nobody"
-        return f"standby: the lease {self.name} is held by {holder}"
+        if self.state.leader is None:
+            return f"standby: nobody holds the lease {self.name} yet"
+        return f"standby: the lease {self.name} is held by {self.state.leader}"
 
     def check_write(self) -> None:
         """Raise `LeaseLost` unless this process may write now (holds the lease by its own
