@@ -746,6 +746,11 @@ class JetStream:
                 f"no stream on {self.url} takes subject {subject} (no responders)"
             ) from None
         except TimeoutError:
+            if interrupt.done() or not self._nc.is_connected:
+                # nats-py may give up on a request as the connection drops, before we hear
+                # of the drop: that is a lost connection, not a slow server
+                raise ConnectionLost(f"{where}{self._lost_in_flight(subject)}",
+                                     sent=True) from None
             raise RequestTimeout(_timeout_message(subject, timeout, stream)) from None
         except (nats.errors.Error, OSError) as exc:
             reason = connect_reason(exc, timeout)
@@ -787,10 +792,11 @@ class JetStream:
         """The connection is gone: no request in flight will be answered."""
         for subject, interrupt in self._pending.values():
             if not interrupt.done():
-                interrupt.set_result(ConnectionLost(
-                    f"{subject} on {self.url}: the connection was lost before the server "
-                    "answered (the request may or may not have been carried out)", sent=True
-                ))
+                interrupt.set_result(ConnectionLost(self._lost_in_flight(subject), sent=True))
+
+    def _lost_in_flight(self, subject: str) -> str:
+        return (f"{subject} on {self.url}: the connection was lost before the server answered "
+                "(the request may or may not have been carried out)")
 
     # streams
 
