@@ -308,14 +308,14 @@ def apply(paths: tuple[str, ...], wait: str, force: bool, **kw: Any) -> int:
     settings = _settings(paths, kw)
     specs = _load(settings)
     from reconciler.lease import Holder, Lease, holding
-    from reconciler.model import Action
+    from reconciler.model import Action, Plan
     from reconciler.reconcile import Result, compute_plan, reconcile
     from reconciler.report import connection_lost_line, render_text
 
     async def work(js: Any) -> Result:
-        def run(client: Any) -> Awaitable[Result]:
+        def run(client: Any, plan: Plan | None = None) -> Awaitable[Result]:
             return reconcile(client, specs, allow_data_loss=settings.allow_data_loss,
-                             concurrency=settings.concurrency, trigger="apply")
+                             concurrency=settings.concurrency, trigger="apply", plan=plan)
 
         if settings.lease is None:
             return await run(js)
@@ -326,9 +326,12 @@ def apply(paths: tuple[str, ...], wait: str, force: bool, **kw: Any) -> int:
         if not any(s.action in (Action.CREATE, Action.UPDATE) for s in preview.streams):
             # nothing to write: no lease taken (and no bucket made); a write that turns up
             # after all is refused, not made without the lease
-            return await run(lease.fence(js))
+            return await run(lease.fence(js), preview)
         await lease.acquire(wait_s=wait_s, force=force)
-        result: Result = await holding(lease, lambda: run(lease.fence(js)))
+        # after waiting, or taking over from a running reconciler, plan afresh; otherwise
+        # the preview stands (each update re-reads its stream first anyway)
+        fresh = None if wait_s > 0 or force else preview
+        result: Result = await holding(lease, lambda: run(lease.fence(js), fresh))
         return result
 
     result = _run(_with_server(settings, work))

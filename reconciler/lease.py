@@ -423,13 +423,16 @@ class Lease:
         once; a record left by a dead holder is taken after its ttl. `force` takes the lease
         from whoever holds it now.
         """
+        started = self._clock()
         await self._prepare()
-        if not self._ready:
-            raise LeaseHeld(self.error or f"cannot reach the lease {self.name}")
+        while not self._ready:  # e.g. the bucket's stream is electing a leader
+            if self._clock() - started >= max(wait_s, self.state.ttl):
+                raise LeaseHeld(self.error or f"cannot reach the lease {self.name}")
+            await asyncio.sleep(self.state.retry_every)
+            await self._prepare()
         if force:
             await self._force()
             return
-        started = self._clock()
         first_holder: Record | None = None
         while True:
             due = await self.step()
@@ -463,6 +466,8 @@ class Lease:
             await self._write(max(self.state.seen_revision, 0), self.me, released=False)
             if self.holding:
                 return
+            if self.error:
+                await asyncio.sleep(self.state.retry_every)
         raise LeaseHeld(f"could not take the lease {self.name} over: "
                         f"{self.error or 'others kept writing it'}")
 
