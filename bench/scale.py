@@ -59,12 +59,8 @@ max_age: 1d
 BASE_MAX_MSGS = 1000
 WAIT_S = 600.0
 
-#: The plan floor: connect and read every stream's config with the paged STREAM.LIST.
-PLAN_FLOOR = """\
-import asyncio, json, sys
-import nats
-
-async def main(url):
+#: Both floors start the same way: connect, then read every config from the paged STREAM.LIST.
+_LIST_ALL = """\
     nc = await nats.connect(url)
     configs, offset, total = [], 0, 1
     while offset < total:
@@ -76,6 +72,15 @@ async def main(url):
             break
         configs.extend(s["config"] for s in page)
         offset += len(page)
+"""
+
+#: The plan floor: connect and read every stream's config, nothing more.
+PLAN_FLOOR = """\
+import asyncio, json, sys
+import nats
+
+async def main(url):
+""" + _LIST_ALL + """\
     await nc.close()
     print(len(configs))
 
@@ -88,17 +93,7 @@ import asyncio, json, sys
 import nats
 
 async def main(url, max_msgs):
-    nc = await nats.connect(url)
-    configs, offset, total = [], 0, 1
-    while offset < total:
-        msg = await nc.request("$JS.API.STREAM.LIST", json.dumps({"offset": offset}).encode(),
-                               timeout=30)
-        body = json.loads(msg.data)
-        total, page = body["total"], body.get("streams") or []
-        if not page:
-            break
-        configs.extend(s["config"] for s in page)
-        offset += len(page)
+""" + _LIST_ALL + """\
     limit = asyncio.Semaphore(32)
     failed = 0
 
