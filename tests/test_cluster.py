@@ -4,6 +4,8 @@ One three-node JetStream cluster of real nats-server processes for the whole mod
 streams are pinned to a node by its server tag; node n3 is killed (SIGKILL), so its two
 streams, `ledger` (declared) and `scratch` (in no manifest), have no leader to answer.
 STREAM.LIST then waits 4 s for them (the server's own limit) and names them `missing`.
+The lease bucket exists before the node goes, as it does once a reconciler has run: an R3
+stream with a replica on n3, which keeps a leader on the two nodes left.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from structlog.testing import capture_logs
 
 from reconciler.cli import main
 from reconciler.jetstream import JetStream, connect
-from reconciler.model import ConnectOptions
+from reconciler.model import LEASE_BUCKET, ConnectOptions
 from reconciler.settings import Settings
 from tests.natsserver import NatsCluster, free_port
 from tests.test_watch import _get, running, until
@@ -54,6 +56,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
         asyncio.run(_create_streams(cluster.url("n1")))
         cluster.kill("n3")
         cluster.wait_for_meta_leader()  # n3 may have been the meta leader
+        cluster.stream_leader(f"KV_{LEASE_BUCKET}")  # ... or the lease bucket's leader
         yield cluster
     finally:
         cluster.stop()
@@ -65,6 +68,7 @@ async def _create_streams(url: str) -> None:
             live = await js.create_stream({"name": name, "subjects": [f"{name}.>"],
                                            "max_msgs": 10, "placement": {"tags": [f"node:{node}"]}})
             assert live.name == name
+        await js.ensure_kv_bucket(LEASE_BUCKET, replicas=3)
 
 
 @pytest.fixture
@@ -90,7 +94,7 @@ async def test_listing_names_streams_without_a_leader_in_one_pass(js: JetStream)
     started = time.monotonic()
     listing = await js.list_streams()
     elapsed = time.monotonic() - started
-    assert sorted(s.name for s in listing.streams) == ["orders", "payments"]
+    assert sorted(s.name for s in listing.streams) == [f"KV_{LEASE_BUCKET}", "orders", "payments"]
     assert dict(listing.unreadable) == {"ledger": NO_LEADER, "scratch": NO_LEADER}
     # one LIST page: the server's 4 s wait for the dead leader, not twice that plus an INFO
     assert elapsed < 8, elapsed
@@ -140,8 +144,7 @@ async def test_apply_reconciles_every_other_stream(
     await js.update_stream({"name": "payments", "subjects": ["payments.>"], "max_msgs": 5,
                             "placement": {"tags": ["node:n2"]}})
     config = manifests(tmp_path / "config", *DECLARED, "refunds")
-    # without the lease: its bucket, new on a cluster missing a node, may wait for an election
-    server = ("--server", cluster.url("n1"), "--log-format", "json", "--no-lease")
+    server = ("--server", cluster.url("n1"), "--log-format", "json")
     code, out, err, elapsed = await asyncio.to_thread(cli, capsys, "apply", config, *server)
     assert code == 1, err
     assert "Apply: 1 created, 1 updated, 1 unchanged, 0 blocked, 0 reported, 0 failed." in out
