@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 from reconciler.errors import ApiError, ConnectionLost, JetStreamError, RequestTimeout
+from reconciler.events import changes_document, impact_document
 from reconciler.model import (
     Action,
     Config,
@@ -22,9 +24,8 @@ from reconciler.model import (
     Status,
     StreamPlan,
 )
-from reconciler.plan import describe_impact
 
-log = structlog.get_logger("reconciler.apply")
+log: FilteringBoundLogger = structlog.get_logger("reconciler.apply")
 
 #: long applies report progress every this many streams (or every tenth of them)
 PROGRESS_EVERY = 100
@@ -47,7 +48,7 @@ async def apply_plan(
     plan: Plan,
     *,
     concurrency: int = 32,
-    logger: Any = None,
+    logger: FilteringBoundLogger | None = None,
     recheck: Recheck | None = None,
 ) -> tuple[Outcome, ...]:
     """Carry out every create and update of `plan`; outcomes in the plan's order. Nothing is
@@ -56,7 +57,7 @@ async def apply_plan(
     moved since. Events go to `logger` (a structlog logger, bound to the reconcile id by the
     caller)."""
     gate = asyncio.Semaphore(max(1, concurrency))
-    logger = logger or log
+    log_to = logger or log
     writes = sum(1 for s in plan.streams if s.action in (Action.CREATE, Action.UPDATE))
     step = max(PROGRESS_EVERY, writes // 10)
     done = 0
@@ -71,20 +72,22 @@ async def apply_plan(
                 except asyncio.CancelledError:
                     raise
                 except JetStreamError as exc:
-                    logger.error("apply_failed", stream=stream.name,
+                    log_to.error("apply_failed", stream=stream.name,
                                  action=str(stream.action), error=str(exc))
                     return Outcome(stream, Status.FAILED, str(exc))
-            outcome = await apply_stream(js, stream, logger)
+            outcome = await apply_stream(js, stream, log_to)
         if planned in (Action.CREATE, Action.UPDATE):
             done += 1
             if writes >= PROGRESS_EVERY and (done % step == 0 or done == writes):
-                logger.info("apply_progress", done=done, total=writes)
+                log_to.info("apply_progress", done=done, total=writes)
         return outcome
 
     return tuple(await asyncio.gather(*(one(s) for s in plan.streams)))
 
 
-async def apply_stream(js: StreamWriter, stream: StreamPlan, logger: Any = None) -> Outcome:
+async def apply_stream(
+    js: StreamWriter, stream: StreamPlan, logger: FilteringBoundLogger | None = None
+) -> Outcome:
     bound = (logger or log).bind(stream=stream.name)
     if stream.action is Action.NOOP:
         return Outcome(stream, Status.UNCHANGED)
@@ -92,12 +95,12 @@ async def apply_stream(js: StreamWriter, stream: StreamPlan, logger: Any = None)
         bound.warning(
             "change_blocked",
             reasons=list(stream.reasons),
-            impact=_impact_fields(stream),
-            changes=[c.path for c in stream.changes],
+            impact=impact_document(stream.impact),
+            changes=changes_document(stream.changes),
         )
         return Outcome(stream, Status.BLOCKED, "; ".join(stream.reasons))
     if stream.action is Action.REPORT:
-        bound.info("drift_reported", changes=[c.path for c in stream.changes],
+        bound.info("drift_reported", changes=changes_document(stream.changes),
                    reasons=list(stream.reasons))
         return Outcome(stream, Status.REPORTED)
     assert stream.config is not None
@@ -105,15 +108,13 @@ async def apply_stream(js: StreamWriter, stream: StreamPlan, logger: Any = None)
         if stream.action is Action.CREATE:
             await js.create_stream(stream.config)
             bound.info("stream_created", config=dict(stream.config),
-                       changes=[{"field": c.path, "live": c.live, "desired": c.desired}
-                                for c in stream.changes])
+                       changes=changes_document(stream.changes))
             return Outcome(stream, Status.CREATED)
         await js.update_stream(stream.config)
         bound.info(
             "stream_updated",
-            changes=[{"field": c.path, "live": c.live, "desired": c.desired}
-                     for c in stream.changes],
-            impact=_impact_fields(stream),
+            changes=changes_document(stream.changes),
+            impact=impact_document(stream.impact),
         )
         return Outcome(stream, Status.UPDATED)
     except asyncio.CancelledError:
@@ -132,15 +133,3 @@ async def apply_stream(js: StreamWriter, stream: StreamPlan, logger: Any = None)
                     in_doubt=in_doubt)
         return Outcome(stream, Status.FAILED, str(exc), connection_lost=lost, in_doubt=in_doubt)
 
-
-def _impact_fields(stream: StreamPlan) -> dict[str, object] | None:
-    impact = stream.impact
-    if impact is None:
-        return None
-    return {
-        "messages": impact.messages,
-        "bytes": impact.bytes,
-        "exact": impact.exact,
-        "causes": list(impact.causes),
-        "summary": describe_impact(impact),
-    }

@@ -610,7 +610,7 @@ class Daemon:
             async for changes in awatch(*directories, stop_event=stop, watch_filter=relevant,
                                         debounce=250, step=50, rust_timeout=0,
                                         yield_on_timeout=False, recursive=True):
-                log.debug("files_changed", changes=sorted(str(p) for _, p in changes)[:20])
+                log.debug("files_changed", files=sorted(str(p) for _, p in changes)[:20])
                 self.trigger("manifest")
         finally:
             stopper.cancel()

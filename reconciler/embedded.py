@@ -41,11 +41,12 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 from reconciler.errors import EmbeddedServerError, SettingsError
 from reconciler.redact import redact_url
 
-log = structlog.get_logger("reconciler.embedded")
+log: FilteringBoundLogger = structlog.get_logger("reconciler.embedded")
 
 #: how long the server may take to listen with JetStream on (it usually takes ~20 ms)
 START_TIMEOUT_S = 15.0

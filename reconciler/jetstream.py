@@ -25,7 +25,6 @@ import binascii
 import contextlib
 import itertools
 import json
-import logging
 import re
 import socket
 import ssl
@@ -36,10 +35,12 @@ from typing import Any
 from urllib.parse import ParseResult, urlsplit
 
 import nats.errors
+import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSubscription
 from nats.aio.transport import TcpTransport
+from structlog.typing import FilteringBoundLogger
 
 from reconciler.errors import (
     ApiError,
@@ -74,7 +75,7 @@ __all__ = [
     "parse_time_ns",
 ]
 
-log = logging.getLogger("reconciler.jetstream")
+log: FilteringBoundLogger = structlog.get_logger("reconciler.jetstream")
 
 API = "$JS.API"
 #: The advisories watch mode listens to: stream config changes, and every API request (with
@@ -505,7 +506,7 @@ async def _run_callback(what: str, callback: Callback) -> None:
     except asyncio.CancelledError:
         raise
     except Exception:
-        log.exception("nats %s callback failed", what)
+        log.exception("nats_callback_failed", callback=what)
 
 
 async def _open(
@@ -525,11 +526,11 @@ async def _open(
     async def on_error(exc: Exception) -> None:
         if connecting:
             failures.append(exc)
-            log.debug("nats connect attempt failed: %r", exc)
+            log.debug("nats_connect_attempt_failed", error=repr(exc))
             if len(failures) >= len(servers):
                 raise _GiveUp
         else:
-            log.debug("nats error: %r", exc)
+            log.debug("nats_error", error=repr(exc))
             async_error(exc)
 
     # nats-py annotates these as int but takes float seconds
@@ -1065,7 +1066,7 @@ class JetStream:
                 except asyncio.CancelledError:
                     raise
                 except Exception:
-                    log.exception("advisory handler failed on %s", msg.subject)
+                    log.exception("advisory_handler_failed", subject=msg.subject)
 
         subs: list[NatsSubscription] = []
         try:
@@ -1095,7 +1096,7 @@ class JetStream:
                 msg.subject, payload, client_id=self.client_id, name=self.client_name
             )
         except (ValueError, KeyError, TypeError) as exc:
-            log.debug("ignoring malformed advisory on %s: %r", msg.subject, exc)
+            log.debug("advisory_malformed", subject=msg.subject, error=repr(exc))
             return None
 
 

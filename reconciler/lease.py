@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 from reconciler.errors import ApiError, JetStreamError, LeaseHeld, LeaseLost
 from reconciler.model import (
@@ -56,7 +58,7 @@ from reconciler.model import (
     Topology,
 )
 
-log = structlog.get_logger("reconciler.lease")
+log: FilteringBoundLogger = structlog.get_logger("reconciler.lease")
 
 #: err_code of a compare-and-set that lost (Nats-Expected-Last-Subject-Sequence)
 WRONG_LAST_SEQUENCE = 10071
@@ -294,7 +296,7 @@ class Lease:
         """Why the key could not be read or written lately (None: it could)."""
         self._on_change = on_change
         self._clock = clock
-        self._info = log.debug if quiet else log.info
+        self._level = logging.DEBUG if quiet else logging.INFO
         self._wake = asyncio.Event()
         self._ready = False
         self._watch: Any = None
@@ -480,7 +482,7 @@ class Lease:
         record = Record(self.me.name, self.me.token, self.state.ttl, released=True)
         with contextlib.suppress(JetStreamError):
             await self.store.kv_put(self.bucket, self.name, record.encode(), revision=revision)
-            self._info("lease_released", lease=self.name, holder=self.me.name)
+            log.log(self._level, "lease_released", lease=self.name, holder=self.me.name)
 
     async def close(self) -> None:
         if self._watch is not None:
@@ -529,8 +531,8 @@ class Lease:
     def _emit(self, changes: list[Change]) -> None:
         for change in changes:
             if change.kind == "elected":
-                self._info("leader_elected", lease=self.name, holder=change.holder,
-                         this_process=change.us, identity=self.me.name)
+                log.log(self._level, "leader_elected", lease=self.name, holder=change.holder,
+                        this_process=change.us, identity=self.me.name)
             else:
                 log.warning("leadership_lost", lease=self.name, holder=self.me.name,
                             reason=change.reason)

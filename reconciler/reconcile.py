@@ -17,12 +17,14 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 from reconciler.apply import StreamWriter, apply_plan
 from reconciler.errors import JetStreamError
+from reconciler.events import changes_document
 from reconciler.ledger import Ledger, Settled
 from reconciler.model import (
     LEASE_STREAM,
@@ -49,7 +51,7 @@ from reconciler.plan import (
     with_server_checks,
 )
 
-log = structlog.get_logger("reconciler.reconcile")
+log: FilteringBoundLogger = structlog.get_logger("reconciler.reconcile")
 
 
 class JetStreamAPI(StreamWriter, Protocol):
@@ -333,8 +335,8 @@ def _who(actors: Sequence[str]) -> str | None:
 
 
 def _log_drift(
-    rlog: Any, stream: str, action: str, changes: Sequence[FieldChange], source: str | None,
-    actor: str | None, *, missing: bool = False, overwritten: bool = False,
+    rlog: FilteringBoundLogger, stream: str, action: str, changes: Sequence[FieldChange],
+    source: str | None, actor: str | None, *, missing: bool = False, overwritten: bool = False,
 ) -> Drift:
     rlog.info(
         "drift_detected",
@@ -344,8 +346,6 @@ def _log_drift(
         actor=actor,
         missing=missing,
         overwritten=overwritten,
-        changes=[] if missing else [
-            {"field": c.path, "live": c.live, "desired": c.desired} for c in changes
-        ],
+        changes=[] if missing else changes_document(changes),
     )
     return Drift(stream, tuple(c.path for c in changes), source, actor, overwritten)

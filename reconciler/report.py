@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import click
 
+from reconciler.events import changes_document, impact_document
 from reconciler.fields import COUNTS, DURATIONS, SIZES
 from reconciler.model import Action, FieldChange, Location, Outcome, Plan, StreamPlan
 from reconciler.plan import describe_impact
@@ -136,18 +137,13 @@ def plan_document(plan: Plan) -> dict[str, Any]:
 
 
 def _stream_document(stream: StreamPlan) -> dict[str, Any]:
-    impact = stream.impact
     return {
         "name": stream.name,
         "action": str(stream.action),
         "file": stream.location.file if stream.location else None,
         "line": stream.location.line if stream.location else None,
-        "changes": [{"field": c.path, "live": c.live, "desired": c.desired}
-                    for c in stream.changes],
-        "impact": None if impact is None else {
-            "messages": impact.messages, "bytes": impact.bytes, "exact": impact.exact,
-            "causes": list(impact.causes),
-        },
+        "changes": changes_document(stream.changes),
+        "impact": impact_document(stream.impact),
         "reasons": list(stream.reasons),
         "config": dict(stream.config) if stream.config is not None
         and stream.action is not Action.NOOP else None,
