@@ -23,8 +23,10 @@ PACKAGE = ROOT / "reconciler"
 README = ROOT / "README.md"
 
 #: logger methods that log an event (the event name is their first argument)
-METHODS = {"debug": "debug", "info": "info", "warning": "warning", "error": "error",
-           "exception": "error", "critical": "error"}
+_METHODS = {"debug": "debug", "info": "info", "msg": "info", "warning": "warning",
+            "warn": "warning", "error": "error", "err": "error", "exception": "error",
+            "critical": "critical", "fatal": "critical"}
+METHODS = {**_METHODS, **{f"a{m}": level for m, level in _METHODS.items()}}
 #: keys structlog itself reads
 META = {"exc_info", "stack_info"}
 
@@ -51,7 +53,7 @@ def logging_calls(tree: ast.AST, where: str) -> list[Site]:
         if method in METHODS and (node.args or node.keywords):
             level: str | None = METHODS[method]
             args = node.args
-        elif method == "log" and len(node.args) >= 2:
+        elif method in ("log", "alog") and len(node.args) >= 2:
             level, args = None, node.args[1:]
         else:
             continue
@@ -122,6 +124,8 @@ VIOLATIONS = {
     "log.info(name)": "the event name is not a literal",
     'log.info("nats_connected", **kw)': "nats_connected: keys passed with ** cannot be checked",
     'log.log(level, "nats_connected", servers=[], x=1)': "nats_connected: keys ['x']",
+    'await log.awarn("nats_connected", servers=[])':
+        "nats_connected logged at warning, declared info",
 }
 
 

@@ -266,7 +266,7 @@ async def test_git_sync_fetches_without_a_new_commit_start_no_pass(
                 await until(daemon, lambda: _eq(max_msgs(js), 11))
     finally:
         structlog.configure(**saved)
-    changed = [p for e in events_of(logs, "files_changed") for p in e["changes"]]
+    changed = [p for e in events_of(logs, "files_changed") for p in e["files"]]
     assert str(root / "current") in changed
     assert not [p for p in changed if "/.git/" in p or p.endswith("/.git")], changed
 
