@@ -142,6 +142,10 @@ def test_report_only_is_neither_pending_nor_blocked(
                                             "reconcile_finished"]
     assert events[0]["action"] == "report"
     assert events[0]["source"] is None  # one run cannot tell which side moved
+    # every event gives field changes in one shape
+    assert events[1]["changes"] == events[0]["changes"] == [
+        {"field": "storage", "live": "file", "desired": "memory"},
+        {"field": "max_msgs", "live": 10, "desired": 20}]
 
 
 def test_plan_json_and_markdown(tmp_path: Path, nats_server: NatsServer, capsys: Any) -> None:
@@ -178,7 +182,15 @@ def test_data_loss_is_guarded_then_allowed(tmp_path: Path, nats_server: NatsServ
             "accept the loss\n") in out
     blocked = next(json.loads(line) for line in err.splitlines()
                if '"change_blocked"' in line)
-    assert blocked["impact"]["messages"] == 3 and blocked["stream"] == "events"
+    assert blocked["stream"] == "events"
+    assert blocked["changes"] == [{"field": "max_msgs", "live": 10, "desired": 2}]
+    assert blocked["impact"] == {
+        "messages": 3, "bytes": 117, "exact": True, "causes": ["max_msgs"],
+        "summary": "max_msgs would discard 3 messages (117 bytes)"}
+    # the plan JSON shows the same change and impact as the event
+    (planned,) = json.loads(run(capsys, "plan", "--output", "json", config, *server)[1])[
+        "streams"]
+    assert (planned["changes"], planned["impact"]) == (blocked["changes"], blocked["impact"])
     code, out, _ = run(capsys, "apply", "--allow-data-loss", config, *server)
     assert code == 0
     assert "    data loss (allowed): max_msgs would discard 3 messages (117 bytes)\n" in out
