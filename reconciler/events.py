@@ -155,7 +155,7 @@ EVENTS: tuple[Event, ...] = (
         _k("pid"), _k("url"), _k("server_name"), _k("store_dir"), _k("log_file"))),
     Event("embedded_server_stopped", "info", (_k("pid"),)),
     # the NATS connection (jetstream)
-    Event("nats_error", "debug", (_k("error"),), "an error nats-py reports asynchronously"),
+    Event("nats_async_error", "debug", (_k("error"),), "an error nats-py reports asynchronously"),
     Event("nats_connect_attempt_failed", "debug", (_k("error"),)),
     Event("nats_callback_failed", "error", (_k("callback", "disconnected, reconnected"),)),
     Event("advisory_handler_failed", "error", (_k("subject"),)),

@@ -530,7 +530,7 @@ async def _open(
             if len(failures) >= len(servers):
                 raise _GiveUp
         else:
-            log.debug("nats_error", error=repr(exc))
+            log.debug("nats_async_error", error=repr(exc))
             async_error(exc)
 
     # nats-py annotates these as int but takes float seconds
