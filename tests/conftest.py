@@ -8,6 +8,9 @@ import pytest
 from reconciler import jetstream
 from reconciler.model import ConnectOptions
 from tests.natsserver import NatsServer
+from tests.repo import guard_user_files
+
+guard_user_files()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,13 +23,12 @@ from reconciler.errors import EmbeddedServerError
 from reconciler.model import ConnectOptions
 from reconciler.settings import Settings
 from tests.natsserver import NatsServer, free_port, stop_process
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.repo import committed_copy
 
 
 def watch_embedded(cwd: Path, port: int) -> subprocess.Popen[str]:
     """`jetstream-reconciler watch --embedded config/` in `cwd` (data in cwd), JSON logs."""
-    shutil.copytree(ROOT / "config", cwd / "config", dirs_exist_ok=True)
+    committed_copy(cwd, "config")
     env = {**os.environ, "NATS_URL": f"nats://127.0.0.1:{port}"}
     return subprocess.Popen(
         [sys.executable, "-m", "reconciler", "watch", "--embedded", "--http-port", "0",
@@ -109,7 +107,7 @@ async def test_a_server_that_takes_the_port_after_the_check_is_never_reconciled(
 ) -> None:
     """The race the port check cannot see: the port looks free, the other server has it."""
     monkeypatch.setattr("reconciler.embedded.port_is_free", lambda host, port: True)
-    shutil.copytree(ROOT / "config", tmp_path / "config")
+    committed_copy(tmp_path, "config")
     settings = Settings(paths=(str(tmp_path / "config"),), http_port=0, embedded=True,
                         embedded_dir=str(tmp_path / "data"),
                         connect=ConnectOptions(servers=(nats_server.url,)))
@@ -120,7 +118,7 @@ async def test_a_server_that_takes_the_port_after_the_check_is_never_reconciled(
 
 
 async def test_the_embedded_server_dying_stops_the_daemon(tmp_path: Path) -> None:
-    shutil.copytree(ROOT / "config", tmp_path / "config")
+    committed_copy(tmp_path, "config")
     port = free_port()
     settings = Settings(paths=(str(tmp_path / "config"),), http_port=0, embedded=True,
                         embedded_dir=str(tmp_path / "data"),
