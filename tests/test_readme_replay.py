@@ -28,7 +28,8 @@ Normalised, and only these:
   `make run` may hold 4222, and tests share the machine); `make run`'s HTTP port 8080 too;
 - `$(mktemp -d)` makes its directory under the test's temporary directory (TMPDIR);
 - the environment starts without `NATS_*` and `JETSTREAM_RECONCILER_*` variables of the
-  caller's (a fresh shell has none);
+  caller's (a fresh shell has none); zsh and fish get a home of their own (nothing is
+  written to the user's), and are listed as not run where they are not installed;
 - `make run`'s events are JSON lines, as the README says they are when stderr is not a
   terminal; only their names and the keys compared are read (not times or ids);
 - in the Plan JSON block, `"...": ...` inside `config` stands for the keys left out.
@@ -363,16 +364,16 @@ class Replay:
         self.ran.append(command)
 
     def run_sh(self, block: Block) -> None:
+        startup: dict[str, list[str]] = {}
         for command in sh_commands(block.body):
             reasons = [r for k, r in NOT_RUN.items() if k in command]
             if reasons:
                 self.not_run.append(f"{command.strip()}: {reasons[0]}")
                 continue
-            # a line for another shell's startup file runs in that shell
-            other = re.search(r"#.*(zsh|fish)", command)
-            shell = other[1] if other else "bash"
-            if shutil.which(shell) is None:
-                self.not_run.append(f"{command.strip()}: {shell} is not installed here")
+            # lines for another shell's startup file run in that shell, together
+            other = re.search(r"#.*\b(zsh|fish)", command)
+            if other:
+                startup.setdefault(other[1], []).append(command)
                 continue
             if command.split("#")[0].split() == ["make", "run"]:
                 self.start_make_run(command)
@@ -380,11 +381,6 @@ class Replay:
                 proc = Background(self.port(command.split("#")[0]), self.clone, self.shell.env)
                 self.background.append(proc)
                 await_port(self.ports[SCRATCH_PORT], proc)
-            elif other:
-                done = subprocess.run([shell, "-c", command], cwd=self.clone,
-                                      env=self.shell.env, capture_output=True, text=True,
-                                      timeout=60)
-                assert done.returncode == 0 and not done.stderr, (command, done.stderr)
             else:
                 check = ""
                 if "_COMPLETE=bash_source" in command:
@@ -402,6 +398,28 @@ class Replay:
                 if "limits_walkthrough.py" in command:
                     self.check_walkthrough(done.stdout, mark)
             self.ran.append(command.strip())
+        for shell, lines in startup.items():
+            self.run_startup_file(shell, lines)
+
+    def run_startup_file(self, shell: str, lines: list[str]) -> None:
+        """The lines the README puts in zsh's or fish's startup file, run in that shell
+        (with a home of its own: compinit writes ~/.zcompdump), then asked whether
+        `jetstream-reconciler` completes."""
+        if shutil.which(shell) is None:
+            self.not_run.extend(f"{line.strip()}: {shell} is not installed here"
+                                for line in lines)
+            return
+        ask = {"zsh": "print -r -- ${_comps[jetstream-reconciler]}",
+               "fish": "complete -c jetstream-reconciler"}[shell]
+        home = self.tmp / f"home-{shell}"
+        home.mkdir()
+        env = {k: v for k, v in self.shell.env.items() if not k.startswith("XDG_")}
+        done = subprocess.run([shell, "-c", "\n".join([*lines, ask])], cwd=self.clone,
+                              env={**env, "HOME": str(home)}, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=60)
+        assert (done.returncode, done.stderr) == (0, ""), (shell, done.stderr)
+        assert "_jetstream_reconciler_completion" in done.stdout, (shell, done.stdout)
+        self.ran.extend(line.strip() for line in lines)
 
     def check_walkthrough(self, stdout: str, mark: int) -> None:
         """What the README says of it: six messages, limits of 10 messages, 300 bytes and
