@@ -128,8 +128,8 @@ async def test_the_embedded_server_dying_stops_the_daemon(tmp_path: Path) -> Non
     daemon = Daemon(settings)
     task = asyncio.create_task(daemon.serve())
     await asyncio.wait_for(daemon.wait_passes(1), 30)
-    assert daemon._embedded is not None and daemon._embedded._proc is not None
-    os.kill(daemon._embedded._proc.pid, signal.SIGKILL)
+    assert daemon.embedded is not None and daemon.embedded._proc is not None
+    os.kill(daemon.embedded._proc.pid, signal.SIGKILL)
     assert await asyncio.wait_for(task, 30) == 1
 
 

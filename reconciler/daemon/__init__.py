@@ -29,13 +29,16 @@ The pieces, each with one reason to change:
     desired.py   manifests read, merged, held while settling; each stream's last manifest
     files.py     which directories to watch and which of their events count
     health.py    /readyz reasons and metrics from each pass, fights going on
+    connection.py  what watch mode needs of JetStream; connecting until it works
+    edges.py     the embedded nats-server and the HTTP endpoints
     passes.py    one pass at a time and the timers it leaves
     daemon.py    the Daemon: root tasks, connection, lease, signals
 """
 
 from __future__ import annotations
 
-from reconciler.daemon.daemon import Connect, Connection, Daemon
+from reconciler.daemon.connection import Connect, Connection
+from reconciler.daemon.daemon import Daemon
 from reconciler.daemon.echo import ACTOR_GRACE_S, OWN_ECHO_S
 from reconciler.daemon.files import watch_target
 from reconciler.daemon.files import watch_target as _watch_target

@@ -6,23 +6,20 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
-from typing import Any, Protocol
+from collections.abc import Callable
 
 import structlog
 
 from reconciler import jetstream
+from reconciler.daemon.connection import Connect, Connection, connect_until, sleep_unless
+from reconciler.daemon.edges import Edges
 from reconciler.daemon.files import watch_files
 from reconciler.daemon.passes import Passes
 from reconciler.daemon.triggers import Triggers, describe
 from reconciler.embedded import EmbeddedServer
-from reconciler.errors import ConnectFailed
-from reconciler.http import HttpServer
-from reconciler.lease import Change, Holder, Lease, LeaseStore
+from reconciler.lease import Change, Holder, Lease
 from reconciler.metrics import Metrics
-from reconciler.model import Advisory, ConnectOptions
-from reconciler.reconcile import JetStreamAPI
+from reconciler.model import Advisory
 from reconciler.redact import redact_servers
 from reconciler.settings import Settings
 
@@ -30,22 +27,6 @@ log: structlog.typing.FilteringBoundLogger = structlog.get_logger("reconciler.da
 
 STOP_GRACE_S = 3.5
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-
-class Connection(JetStreamAPI, LeaseStore, Protocol):
-    """The part of `jetstream.JetStream` watch mode uses (`testing.FakeJetStream` has it too)."""
-
-    async def watch_advisories(self, handler: Callable[[Advisory], Awaitable[None]]) -> Any: ...
-
-    async def close(self) -> None: ...
-
-
-class Connect(Protocol):
-    """`jetstream.connect`, as watch mode calls it."""
-
-    def __call__(self, opts: ConnectOptions, *, reconnect: bool,
-                 on_disconnected: Callable[[], Awaitable[None]],
-                 on_reconnected: Callable[[], Awaitable[None]]) -> Awaitable[Connection]: ...
 
 
 class Daemon:
@@ -63,8 +44,7 @@ class Daemon:
         self._triggers = Triggers()
         self._passes = Passes(settings, self.metrics, self.trigger, clock)
         self._js: Connection | None = None
-        self._http: HttpServer | None = None
-        self._embedded: EmbeddedServer | None = None
+        self._edges = Edges()
         self._lease: Lease | None = None
 
     @property
@@ -75,6 +55,11 @@ class Daemon:
     async def wait_passes(self, count: int) -> None:
         """Wait until at least `count` passes have finished."""
         await self._passes.wait(count)
+
+    @property
+    def embedded(self) -> EmbeddedServer | None:
+        """The nats-server this daemon started (`--embedded`), once started."""
+        return self._edges.embedded
 
     def trigger(self, source: str) -> None:
         self._triggers.add(source)
@@ -147,15 +132,24 @@ class Daemon:
 
     async def serve(self) -> int:
         """Run the root tasks until stopped or one of them fails; the exit code."""
-        await self._start_edges()
+        s = self.settings
+        log.info("watch_started", paths=list(s.paths), resync_s=s.resync_s,
+                 http_port=s.http_port, servers=redact_servers(s.connect.servers),
+                 embedded=s.embedded, identity=s.identity, client_name=s.connect.name,
+                 lease=s.lease, lease_ttl_s=s.lease_ttl_s)
+        try:
+            self.settings = await self._edges.start(s, self.metrics, self.readiness, self.about)
+        except BaseException:
+            await self._shutdown()
+            raise
         tasks = {
             asyncio.create_task(self._reconcile_loop(), name="reconcile"),
             asyncio.create_task(watch_files(self.settings.paths, self._triggers.stopped,
                                             lambda: self.trigger("manifest")), name="files"),
             asyncio.create_task(self._resync_loop(), name="resync"),
         }
-        if self._embedded is not None:
-            tasks.add(asyncio.create_task(self._embedded.wait_exited(), name="embedded"))
+        if self._edges.embedded is not None:
+            tasks.add(asyncio.create_task(self._edges.embedded.wait_exited(), name="embedded"))
         stopper = asyncio.create_task(self._triggers.stopped.wait(), name="stop")
         code = 0
         try:
@@ -178,29 +172,6 @@ class Daemon:
         log.info("watch_stopped", passes=self.passes, exit_code=code)
         return code
 
-    async def _start_edges(self) -> None:
-        """The embedded server and the HTTP endpoints, when asked for."""
-        s = self.settings
-        log.info("watch_started", paths=list(s.paths), resync_s=s.resync_s,
-                 http_port=s.http_port, servers=redact_servers(s.connect.servers),
-                 embedded=s.embedded, identity=s.identity, client_name=s.connect.name,
-                 lease=s.lease, lease_ttl_s=s.lease_ttl_s)
-        try:
-            if s.embedded:
-                self._embedded = EmbeddedServer(s.connect.servers[0], s.embedded_dir)
-                await self._embedded.start()
-                # only ever the server we started, never another one in the URL list
-                s = self.settings = replace(
-                    s, connect=replace(s.connect, servers=(self._embedded.url,)))
-            if s.http_port:
-                self._http = HttpServer(s.http_host, s.http_port, self.metrics, self.readiness,
-                                        about=self.about)
-                port = await self._http.start()
-                log.info("http_listening", host=s.http_host, port=port)
-        except BaseException:
-            await self._shutdown()
-            raise
-
     async def _shutdown(self) -> None:
         if self._lease is not None:
             with contextlib.suppress(Exception):
@@ -210,41 +181,16 @@ class Daemon:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._js.close(), 1)
             self._js = None
-        if self._http is not None:
-            await self._http.stop()
-        if self._embedded is not None:
-            await self._embedded.stop()
-
-    async def _sleep(self, seconds: float) -> bool:
-        """Sleep unless stopped first; True when stopped."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._triggers.stopped.wait(), seconds)
-        return self._triggers.stopped.is_set()
-
-    async def _connect(self) -> Connection | None:
-        delay = 0.25
-        while not self._triggers.stopped.is_set():
-            try:
-                js = await self._connect_to(
-                    self.settings.connect, reconnect=True,
-                    on_disconnected=self._on_disconnected, on_reconnected=self._on_reconnected,
-                )
-            except ConnectFailed as exc:
-                log.warning("nats_unreachable", error=str(exc), retry_in_s=delay)
-                if await self._sleep(delay):
-                    return None
-                delay = min(delay * 2, 30.0)
-                continue
-            self._passes.health.set_connected(True)
-            log.info("nats_connected", servers=redact_servers(self.settings.connect.servers))
-            await js.watch_advisories(self._on_advisory)
-            return js
-        return None
+        await self._edges.stop()
 
     async def _reconcile_loop(self) -> None:
-        self._js = await self._connect()
+        self._js = await connect_until(
+            self._triggers.stopped, self._connect_to, self.settings.connect,
+            on_disconnected=self._on_disconnected, on_reconnected=self._on_reconnected)
         if self._js is None:
             return
+        self._passes.health.set_connected(True)
+        await self._js.watch_advisories(self._on_advisory)
         keeper = await self._start_lease(self._js)
         try:
             self.trigger("startup")
@@ -269,5 +215,5 @@ class Daemon:
         return asyncio.create_task(self._lease.run(), name="lease")
 
     async def _resync_loop(self) -> None:
-        while not await self._sleep(self.settings.resync_s):
+        while not await sleep_unless(self._triggers.stopped, self.settings.resync_s):
             self.trigger("resync")

@@ -34,7 +34,6 @@ Callback = Callable[[], Awaitable[None]]
 STREAM_NOT_FOUND = 10059
 STREAM_NAME_IN_USE = 10058
 WRONG_LAST_SEQUENCE = 10071
-NO_MESSAGE = 10037
 #: the client id of the fake's own connection; other clients get others
 OUR_CLIENT_ID = 1
 _OPS = {"created": "CREATE", "updated": "UPDATE", "deleted": "DELETE"}
@@ -53,33 +52,14 @@ class Pause:
         self._go.set()
 
 
-class FakeJetStream:
-    """Streams and key-value entries in memory; `connect` is a stand-in for
-    `jetstream.connect` that hands out this object."""
+class _Calls:
+    """Every call recorded; any method can be made to fail or wait."""
 
-    def __init__(self, *, client_name: str = "jetstream-reconciler",
-                 topology: Topology | None = None) -> None:
-        self.client_name = client_name
-        self.streams: dict[str, LiveStream] = {}
+    def __init__(self) -> None:
         self.calls: list[str] = []
         """Every method called on the fake, in order (`update_stream:events`)."""
-        self.connected = False
-        self.refuse_connects = 0
-        """Connect attempts still to refuse with `ConnectFailed`."""
-        self._topology = topology or Topology()
-        self.handler_errors: list[Exception] = []
-        """What advisory handlers raised (the real watch logs it and goes on)."""
         self._failures: dict[str, list[Exception]] = {}
         self._pauses: dict[str, Pause] = {}
-        self._handlers: list[Handler] = []
-        self._queue: asyncio.Queue[Advisory] = asyncio.Queue()
-        self._delivery: asyncio.Task[None] | None = None
-        self._kv: dict[str, list[tuple[str, bytes]]] = {}
-        self._subject_handlers: dict[str, list[Callable[[], None]]] = {}
-        self._on_disconnected: Callback | None = None
-        self._on_reconnected: Callback | None = None
-
-    # --- the test's side ---------------------------------------------------------------------
 
     def fail(self, method: str, error: Exception | None = None, times: int = 1) -> None:
         """Make the next `times` calls of `method` raise `error` (default: a lost connection)."""
@@ -90,6 +70,83 @@ class FakeJetStream:
         """Hold every call of `method` from now on until the pause is released."""
         self._pauses[method] = pause = Pause()
         return pause
+
+    async def _call(self, method: str, detail: str = "") -> None:
+        self.calls.append(f"{method}:{detail}" if detail else method)
+        pause = self._pauses.get(method)
+        if pause is not None:
+            pause.entered.set()
+            await pause._go.wait()
+        failures = self._failures.get(method)
+        if failures:
+            raise failures.pop(0)
+        if pause is not None:
+            pause.left.set()  # the caller has the answer before it runs again
+
+
+class _Buckets(_Calls):
+    """Key-value buckets, as the lease uses them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._kv: dict[str, list[tuple[str, bytes]]] = {}
+        self._subject_handlers: dict[str, list[Callable[[], None]]] = {}
+
+    async def ensure_kv_bucket(self, bucket: str, *, replicas: int = 1) -> None:
+        await self._call("ensure_kv_bucket", bucket)
+        self._kv.setdefault(bucket, [])
+
+    async def kv_get(self, bucket: str, key: str) -> KvEntry | None:
+        await self._call("kv_get", key)
+        for seq, (k, value) in reversed(list(enumerate(self._bucket(bucket), 1))):
+            if k == key:
+                return KvEntry(key=key, revision=seq, value=value)
+        return None
+
+    async def kv_put(self, bucket: str, key: str, value: bytes, *, revision: int) -> int:
+        await self._call("kv_put", key)
+        latest = await self.kv_get(bucket, key)
+        if (latest.revision if latest is not None else 0) != revision:
+            raise ApiError(400, WRONG_LAST_SEQUENCE, f"wrong last sequence: {revision}")
+        entries = self._bucket(bucket)
+        entries.append((key, value))
+        for handler in self._subject_handlers.get(f"$KV.{bucket}.{key}", []):
+            handler()
+        return len(entries)
+
+    def _bucket(self, bucket: str) -> list[tuple[str, bytes]]:
+        if bucket not in self._kv:
+            raise ApiError(404, STREAM_NOT_FOUND, "stream not found", stream=f"KV_{bucket}")
+        return self._kv[bucket]
+
+    async def watch_subject(self, subject: str, handler: Callable[[], None]) -> Any:
+        await self._call("watch_subject", subject)
+        self._subject_handlers.setdefault(subject, []).append(handler)
+        return handler
+
+
+class FakeJetStream(_Buckets):
+    """Streams and key-value entries in memory; `connect` is a stand-in for
+    `jetstream.connect` that hands out this object."""
+
+    def __init__(self, *, client_name: str = "jetstream-reconciler",
+                 topology: Topology | None = None) -> None:
+        super().__init__()
+        self.client_name = client_name
+        self.streams: dict[str, LiveStream] = {}
+        self.connected = False
+        self.refuse_connects = 0
+        """Connect attempts still to refuse with `ConnectFailed`."""
+        self._topology = topology or Topology()
+        self.handler_errors: list[Exception] = []
+        """What advisory handlers raised (the real watch logs it and goes on)."""
+        self._handlers: list[Handler] = []
+        self._queue: asyncio.Queue[Advisory] = asyncio.Queue()
+        self._delivery: asyncio.Task[None] | None = None
+        self._on_disconnected: Callback | None = None
+        self._on_reconnected: Callback | None = None
+
+    # --- the test's side ---------------------------------------------------------------------
 
     def change_as(self, actor: str, config: Config) -> None:
         """Another client creates or updates a stream: its config changes, and both its
@@ -149,18 +206,6 @@ class FakeJetStream:
             self._delivery.cancel()
             self._delivery = None
 
-    async def _call(self, method: str, detail: str = "") -> None:
-        self.calls.append(f"{method}:{detail}" if detail else method)
-        pause = self._pauses.get(method)
-        if pause is not None:
-            pause.entered.set()
-            await pause._go.wait()
-        failures = self._failures.get(method)
-        if failures:
-            raise failures.pop(0)
-        if pause is not None:
-            pause.left.set()  # the caller has the answer before it runs again
-
     # --- streams -----------------------------------------------------------------------------
 
     async def list_streams(self) -> Listing:
@@ -203,40 +248,6 @@ class FakeJetStream:
         await self._call("sample_messages", live.name)
         return MessageSample(subject_counts={} if subject_counts else None,
                              now_ns=time.time_ns())
-
-    # --- key-value buckets (the lease) -------------------------------------------------------
-
-    async def ensure_kv_bucket(self, bucket: str, *, replicas: int = 1) -> None:
-        await self._call("ensure_kv_bucket", bucket)
-        self._kv.setdefault(bucket, [])
-
-    async def kv_get(self, bucket: str, key: str) -> KvEntry | None:
-        await self._call("kv_get", key)
-        for seq, (k, value) in reversed(list(enumerate(self._bucket(bucket), 1))):
-            if k == key:
-                return KvEntry(key=key, revision=seq, value=value)
-        return None
-
-    async def kv_put(self, bucket: str, key: str, value: bytes, *, revision: int) -> int:
-        await self._call("kv_put", key)
-        latest = await self.kv_get(bucket, key)
-        if (latest.revision if latest is not None else 0) != revision:
-            raise ApiError(400, WRONG_LAST_SEQUENCE, f"wrong last sequence: {revision}")
-        entries = self._bucket(bucket)
-        entries.append((key, value))
-        for handler in self._subject_handlers.get(f"$KV.{bucket}.{key}", []):
-            handler()
-        return len(entries)
-
-    def _bucket(self, bucket: str) -> list[tuple[str, bytes]]:
-        if bucket not in self._kv:
-            raise ApiError(404, STREAM_NOT_FOUND, "stream not found", stream=f"KV_{bucket}")
-        return self._kv[bucket]
-
-    async def watch_subject(self, subject: str, handler: Callable[[], None]) -> Any:
-        await self._call("watch_subject", subject)
-        self._subject_handlers.setdefault(subject, []).append(handler)
-        return handler
 
     # --- advisories --------------------------------------------------------------------------
 
