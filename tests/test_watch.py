@@ -211,11 +211,11 @@ def git_fetch_without_new_commit(root: Path) -> None:
 
 
 def test_git_sync_watch_counts_only_the_link_and_its_checkout(tmp_path: Path) -> None:
-    from reconciler.daemon import _watch_target
+    from reconciler.daemon.files import watch_target
 
     root = tmp_path / "git"
     git_sync_checkout(root, "aa11", 10)
-    directory, relevant = _watch_target(root / "current" / "streams")
+    directory, relevant = watch_target(root / "current" / "streams")
     assert directory == root, "the link's directory, so that the swap is seen"
     assert relevant(str(root / "current"))
     assert relevant(str(root / ".worktrees" / "aa11" / "streams" / "events.yaml"))
@@ -231,11 +231,11 @@ def test_git_sync_watch_counts_only_the_link_and_its_checkout(tmp_path: Path) ->
 
 def test_git_sync_watch_set_up_before_the_first_checkout(tmp_path: Path) -> None:
     """In a pod the reconciler often starts before git-sync's first clone: /git is empty."""
-    from reconciler.daemon import _watch_target
+    from reconciler.daemon.files import watch_target
 
     root = tmp_path / "git"
     root.mkdir()
-    directory, relevant = _watch_target(root / "current" / "streams")
+    directory, relevant = watch_target(root / "current" / "streams")
     assert directory == root
     git_sync_checkout(root, "aa11", 10)
     assert relevant(str(root / "current")), "the first link is created"
@@ -245,24 +245,24 @@ def test_git_sync_watch_set_up_before_the_first_checkout(tmp_path: Path) -> None
 
 
 def test_a_missing_file_or_directory_counts_only_itself(tmp_path: Path) -> None:
-    from reconciler.daemon import _watch_target
+    from reconciler.daemon.files import watch_target
 
-    directory, relevant = _watch_target(tmp_path / "config" / "events.yaml")
+    directory, relevant = watch_target(tmp_path / "config" / "events.yaml")
     assert directory == tmp_path
     assert relevant(str(tmp_path / "config" / "events.yaml"))
     assert relevant(str(tmp_path / "config")), "created with the file in it"
     assert not relevant(str(tmp_path / "notes.txt"))
-    directory, relevant = _watch_target(tmp_path / "config")
+    directory, relevant = watch_target(tmp_path / "config")
     assert relevant(str(tmp_path / "config" / "events.yaml"))
     assert not relevant(str(tmp_path / "configs"))
 
 
 def test_configmap_file_watch_counts_the_data_link_swap(tmp_path: Path) -> None:
-    from reconciler.daemon import _watch_target
+    from reconciler.daemon.files import watch_target
 
     root = tmp_path / "configmap"
     configmap(root, {"events.yaml": EVENTS.format(storage="file", max_msgs=10)}, 1)
-    directory, relevant = _watch_target(root / "events.yaml")
+    directory, relevant = watch_target(root / "events.yaml")
     assert directory == root
     assert relevant(str(root / "events.yaml"))
     assert relevant(str(root / "..data")), "a ConfigMap update renames ..data"

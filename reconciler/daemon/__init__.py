@@ -41,11 +41,10 @@ from reconciler.daemon.connection import Connect, Connection
 from reconciler.daemon.daemon import Daemon
 from reconciler.daemon.echo import ACTOR_GRACE_S, OWN_ECHO_S
 from reconciler.daemon.files import watch_target
-from reconciler.daemon.files import watch_target as _watch_target
 from reconciler.settings import Settings
 
-__all__ = ["ACTOR_GRACE_S", "OWN_ECHO_S", "Connect", "Connection", "Daemon", "_watch_target",
-           "run", "watch_target"]
+__all__ = ["ACTOR_GRACE_S", "OWN_ECHO_S", "Connect", "Connection", "Daemon", "run",
+           "watch_target"]
 
 
 async def run(settings: Settings) -> int:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Callable
 
 import structlog
 
@@ -31,18 +30,16 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 class Daemon:
     """Watch mode. `run()` until a stop signal; `serve()` is the same without installing
-    signal handlers (for a caller that owns them, and tests). `connect` and `clock` are
-    replaced in unit tests (`reconciler.testing.fake`)."""
+    signal handlers (for a caller that owns them, and tests). `connect` is replaced in
+    unit tests (`reconciler.testing.fake`)."""
 
     def __init__(self, settings: Settings, metrics: Metrics | None = None, *,
-                 connect: Connect = jetstream.connect,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 connect: Connect = jetstream.connect) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self._connect_to = connect
-        self._clock = clock
         self._triggers = Triggers()
-        self._passes = Passes(settings, self.metrics, self.trigger, clock)
+        self._passes = Passes(settings, self.metrics, self.trigger)
         self._js: Connection | None = None
         self._edges = Edges()
         self._lease: Lease | None = None
@@ -71,7 +68,7 @@ class Daemon:
 
     def readiness(self) -> tuple[bool, list[str]]:
         p = self._passes
-        now = self._clock()
+        now = time.monotonic()
         others = [c.reason(now) for c in p.conflicts.active()]
         if self._lease is not None and self._lease.error:
             others.append(self._lease.error)
@@ -93,7 +90,7 @@ class Daemon:
             self.trigger("server")
         elif reaction.at is not None:
             asyncio.get_running_loop().call_later(
-                reaction.at - self._clock(), self._grace_over, reaction.at)
+                reaction.at - time.monotonic(), self._grace_over, reaction.at)
 
     def _grace_over(self, at: float) -> None:
         """A stream advisory's wait for the API advisory naming its actor ended at `at`."""

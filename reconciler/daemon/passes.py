@@ -38,19 +38,18 @@ class Passes:
     """Runs passes (`run`) and keeps what they learn: the desired state, the outside changes
     and their actors, the fights, the health."""
 
-    def __init__(self, settings: Settings, metrics: Metrics, trigger: Callable[[str], None],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics,
+                 trigger: Callable[[str], None]) -> None:
         self.settings = settings
         self.metrics = metrics
         self._trigger = trigger
         self.ledger = Ledger()
-        self.correlator = Correlator(self.ledger, clock)
-        self.conflicts = Conflicts(settings.conflict_window_s, clock)
-        self.desired = Desired(Files(settings.settle_s, clock=clock), metrics)
+        self.correlator = Correlator(self.ledger, time.monotonic)
+        self.conflicts = Conflicts(settings.conflict_window_s, time.monotonic)
+        self.desired = Desired(Files(settings.settle_s), metrics)
         self.sources = Sources()
         self.health = Health(metrics)
         self._backoff = Backoff(settings.resync_s)
-        self._clock = clock
         self._read_at = 0
         self._holds: dict[str, str] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
