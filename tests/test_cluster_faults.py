@@ -166,7 +166,7 @@ async def test_watch_survives_the_stream_leader_and_the_meta_leader_dying(
     figures: dict[str, Any] = {}
     daemon = Daemon(settings)
     with capture_logs() as logs:
-        task = asyncio.create_task(daemon._run())
+        task = asyncio.create_task(daemon.serve())
         try:
             await _within(HEAL_DEADLINE_S, _ready(port), "ready at start")
             # the lease outlives any one node: its bucket has three replicas

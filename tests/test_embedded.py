@@ -113,7 +113,7 @@ async def test_a_server_that_takes_the_port_after_the_check_is_never_reconciled(
                         connect=ConnectOptions(servers=(nats_server.url,)))
     with pytest.raises(EmbeddedServerError, match=f"port {nats_server.port} on 127.0.0.1 is "
                                                   "already in use by another server"):
-        await Daemon(settings)._run()
+        await Daemon(settings).serve()
     assert await stream_names(nats_server) == []
 
 
@@ -124,10 +124,10 @@ async def test_the_embedded_server_dying_stops_the_daemon(tmp_path: Path) -> Non
                         embedded_dir=str(tmp_path / "data"),
                         connect=ConnectOptions(servers=(f"nats://127.0.0.1:{port}",)))
     daemon = Daemon(settings)
-    task = asyncio.create_task(daemon._run())
+    task = asyncio.create_task(daemon.serve())
     await asyncio.wait_for(daemon.wait_passes(1), 30)
-    assert daemon._embedded is not None and daemon._embedded._proc is not None
-    os.kill(daemon._embedded._proc.pid, signal.SIGKILL)
+    assert daemon.embedded is not None and daemon.embedded._proc is not None
+    os.kill(daemon.embedded._proc.pid, signal.SIGKILL)
     assert await asyncio.wait_for(task, 30) == 1
 
 

@@ -15,7 +15,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from tests.natsserver import NatsServer
-from tests.test_watch import EVENTS, events_of, running, settings_for, write
+from tests.test_watch import EVENTS, events_of, running, sample, settings_for, write
 
 WINDOW_S = 2.0  # the minute of the product, scaled down
 FIGHT_WINDOWS = 4
@@ -69,7 +69,7 @@ async def test_a_fight_is_paused_with_a_growing_back_off_and_ends_when_the_other
                 await fighter.start()
                 await asyncio.sleep(WINDOW_S * FIGHT_WINDOWS)
                 ready, reasons = daemon.readiness()
-                gauge = daemon.metrics.conflicts._value.get()
+                gauge = sample(daemon, "jetstream_reconciler_conflicts")
                 fighter.fighting = False
                 deadline = time.monotonic() + 25
                 while not daemon.readiness()[0] and time.monotonic() < deadline:

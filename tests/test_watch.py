@@ -43,7 +43,7 @@ def write(path: Path, text: str) -> None:
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Daemon]:
     daemon = Daemon(settings)
-    task = asyncio.create_task(daemon._run())
+    task = asyncio.create_task(daemon.serve())
     try:
         await asyncio.wait_for(daemon.wait_passes(1), 10)
         yield daemon
@@ -79,6 +79,13 @@ def settings_for(server: NatsServer, path: Path, **kw: Any) -> Settings:
 async def max_msgs(js: jetstream.JetStream, name: str = "events") -> int | None:
     info = await js.stream_info(name)
     return None if info is None else int(info.config["max_msgs"])
+
+
+def sample(daemon: Daemon, name: str, **labels: str) -> float:
+    """A metric's value as /metrics shows it."""
+    value = daemon.metrics.registry.get_sample_value(name, labels)
+    assert value is not None, f"no sample {name}{labels}"
+    return value
 
 
 def events_of(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -129,16 +136,31 @@ def configmap(root: Path, files: dict[str, str], generation: int) -> None:
 
 
 async def test_own_changes_and_unrelated_files_start_no_pass(
-    tmp_path: Path, nats_server: NatsServer
+    tmp_path: Path, nats_server: NatsServer, js: Any
 ) -> None:
     manifest = tmp_path / "events.yaml"
     write(manifest, EVENTS.format(storage="file", max_msgs=10))
-    async with running(settings_for(nats_server, manifest)) as daemon:
-        write(tmp_path / "notes.txt", "beside the manifest, not a manifest")
-        # the server's advisory of our own create, and the unrelated file, would each have
-        # started a pass by now
-        await asyncio.sleep(0.5)
-        assert daemon.passes == 1
+    with capture_logs() as logs:
+        async with running(settings_for(nats_server, manifest)) as daemon:
+            write(tmp_path / "notes.txt", "beside the manifest, not a manifest")
+            # the server's advisory of our own create, and the unrelated file, would each
+            # have started a pass by now
+            await asyncio.sleep(0.5)
+            assert daemon.passes == 1
+            # the positive controls: both watchers are alive, a manifest edit and another
+            # client's change each start a pass
+            write(manifest, EVENTS.format(storage="file", max_msgs=11))
+            await until(daemon, lambda: _eq(max_msgs(js), 11))
+            await _edit_as(nats_server, "someone", max_msgs=99)
+            await until(daemon, lambda: _healed_to(logs, js, 11))
+    triggers = [e["trigger"] for e in events_of(logs, "reconcile_finished")]
+    assert "startup" in triggers[0].split(","), triggers
+    assert "manifest" in triggers[1].split(","), triggers
+    assert any("server" in t.split(",") for t in triggers[2:]), triggers
+
+
+async def _healed_to(logs: list[dict[str, Any]], js: Any, value: int) -> bool:
+    return len(events_of(logs, "stream_updated")) >= 2 and await max_msgs(js) == value
 
 
 async def test_configmap_symlink_swap_is_applied(
@@ -189,11 +211,11 @@ def git_fetch_without_new_commit(root: Path) -> None:
 
 
 def test_git_sync_watch_counts_only_the_link_and_its_checkout(tmp_path: Path) -> None:
-    from reconciler.daemon import _watch_target
+    from reconciler.daemon.files import watch_target
 
     root = tmp_path / "git"
     git_sync_checkout(root, "aa11", 10)
-    directory, relevant = _watch_target(root / "current" / "streams")
+    directory, relevant = watch_target(root / "current" / "streams")
     assert directory == root, "the link's directory, so that the swap is seen"
     assert relevant(str(root / "current"))
     assert relevant(str(root / ".worktrees" / "aa11" / "streams" / "events.yaml"))
@@ -209,11 +231,11 @@ def test_git_sync_watch_counts_only_the_link_and_its_checkout(tmp_path: Path) ->
 
 def test_git_sync_watch_set_up_before_the_first_checkout(tmp_path: Path) -> None:
     """In a pod the reconciler often starts before git-sync's first clone: /git is empty."""
-    from reconciler.daemon import _watch_target
+    from reconciler.daemon.files import watch_target
 
     root = tmp_path / "git"
     root.mkdir()
-    directory, relevant = _watch_target(root / "current" / "streams")
+    directory, relevant = watch_target(root / "current" / "streams")
     assert directory == root
     git_sync_checkout(root, "aa11", 10)
     assert relevant(str(root / "current")), "the first link is created"
@@ -223,24 +245,24 @@ def test_git_sync_watch_set_up_before_the_first_checkout(tmp_path: Path) -> None
 
 
 def test_a_missing_file_or_directory_counts_only_itself(tmp_path: Path) -> None:
-    from reconciler.daemon import _watch_target
+    from reconciler.daemon.files import watch_target
 
-    directory, relevant = _watch_target(tmp_path / "config" / "events.yaml")
+    directory, relevant = watch_target(tmp_path / "config" / "events.yaml")
     assert directory == tmp_path
     assert relevant(str(tmp_path / "config" / "events.yaml"))
     assert relevant(str(tmp_path / "config")), "created with the file in it"
     assert not relevant(str(tmp_path / "notes.txt"))
-    directory, relevant = _watch_target(tmp_path / "config")
+    directory, relevant = watch_target(tmp_path / "config")
     assert relevant(str(tmp_path / "config" / "events.yaml"))
     assert not relevant(str(tmp_path / "configs"))
 
 
 def test_configmap_file_watch_counts_the_data_link_swap(tmp_path: Path) -> None:
-    from reconciler.daemon import _watch_target
+    from reconciler.daemon.files import watch_target
 
     root = tmp_path / "configmap"
     configmap(root, {"events.yaml": EVENTS.format(storage="file", max_msgs=10)}, 1)
-    directory, relevant = _watch_target(root / "events.yaml")
+    directory, relevant = watch_target(root / "events.yaml")
     assert directory == root
     assert relevant(str(root / "events.yaml"))
     assert relevant(str(root / "..data")), "a ConfigMap update renames ..data"
@@ -315,10 +337,10 @@ async def test_report_mode_leaves_the_server_alone(
             await _edit_as(nats_server, "someone", max_msgs=99)
             await until(daemon, lambda: _reported(logs))
             assert await max_msgs(js) == 99
-            m = daemon.metrics
-            assert m.streams.labels(state="drifted")._value.get() == 1
-            assert m.reconciles.labels(result="blocked")._value.get() == 0
-            assert m.reconciles.labels(result="success")._value.get() >= 2
+            assert sample(daemon, "jetstream_reconciler_streams", state="drifted") == 1
+            assert sample(daemon, "jetstream_reconciler_reconciles_total", result="blocked") == 0
+            assert sample(daemon, "jetstream_reconciler_reconciles_total",
+                          result="success") >= 2
     assert not events_of(logs, "stream_updated")
 
 
@@ -358,7 +380,7 @@ async def test_unreachable_at_start_then_connects(tmp_path: Path) -> None:
     server = NatsServer(tmp_path / "js", port=free_port())
     daemon = Daemon(settings_for(server, manifest))
     with capture_logs() as logs:
-        task = asyncio.create_task(daemon._run())
+        task = asyncio.create_task(daemon.serve())
         try:
             while not events_of(logs, "nats_unreachable"):
                 await asyncio.sleep(0.05)
@@ -443,7 +465,7 @@ async def test_http_port_in_use_is_a_clear_error(tmp_path: Path, nats_server: Na
         daemon = Daemon(settings_for(nats_server, manifest, http_port=port,
                                      http_host="127.0.0.1"))
         with pytest.raises(SettingsError, match=f"cannot serve HTTP on 127.0.0.1:{port}: "):
-            await daemon._run()
+            await daemon.serve()
 
 
 def test_sigterm_stops_quickly_and_cleanly(tmp_path: Path, nats_server: NatsServer) -> None:

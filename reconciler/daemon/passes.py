@@ -1,0 +1,148 @@
+"""One reconcile pass at a time, and what each pass leaves for the next.
+
+    desired state (manifests) ─> plan ─> settle review ─> lease confirm ─> reconcile
+        ─> health and metrics, sources, conflicts ─> timers: settle, retry, conflict pause
+
+Timers only add triggers; the daemon's loop starts the passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import structlog
+
+from reconciler.conflicts import Conflicts
+from reconciler.daemon.desired import Desired, Sources, read_again, read_manifests
+from reconciler.daemon.echo import ACTOR_GRACE_S, Correlator
+from reconciler.daemon.health import Health, track_conflicts
+from reconciler.daemon.triggers import Backoff
+from reconciler.errors import JetStreamError
+from reconciler.lease import Lease
+from reconciler.ledger import Ledger
+from reconciler.metrics import Metrics
+from reconciler.model import Plan, StreamSpec
+from reconciler.reconcile import JetStreamAPI, Result, compute_plan, new_reconcile_id, reconcile
+from reconciler.settings import Settings
+from reconciler.settle import Files
+
+log: structlog.typing.FilteringBoundLogger = structlog.get_logger("reconciler.daemon")
+
+#: a held file is looked at again this long after its settle period ends
+SETTLE_MARGIN_S = 0.01
+
+
+class Passes:
+    """Runs passes (`run`) and keeps what they learn: the desired state, the outside changes
+    and their actors, the fights, the health."""
+
+    def __init__(self, settings: Settings, metrics: Metrics,
+                 trigger: Callable[[str], None]) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._trigger = trigger
+        self.ledger = Ledger()
+        self.correlator = Correlator(self.ledger, time.monotonic)
+        self.conflicts = Conflicts(settings.conflict_window_s, time.monotonic)
+        self.desired = Desired(Files(settings.settle_s), metrics)
+        self.sources = Sources()
+        self.health = Health(metrics)
+        self._backoff = Backoff(settings.resync_s)
+        self._read_at = 0
+        self._holds: dict[str, str] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.count = 0
+        """Passes finished so far."""
+        self._done = asyncio.Condition()
+
+    async def run(self, js: JetStreamAPI, lease: Lease | None, trigger: str) -> None:
+        """One pass; its errors are logged and recorded, never raised (but cancellation)."""
+        reconcile_id = new_reconcile_id()
+        started = time.monotonic()
+        result: Result | None = None
+        specs: list[StreamSpec] = []
+        try:
+            specs, plan = await self._desired(js)
+            writes = True
+            if lease is not None:
+                writes = await lease.confirm()  # a fresh read: the revision is ours
+            result = await reconcile(
+                lease.fence(js) if lease is not None else js, specs,
+                allow_data_loss=self.settings.allow_data_loss,
+                concurrency=self.settings.concurrency, trigger=trigger,
+                sources=self.sources.of(specs), ledger=self.ledger,
+                actor_grace_s=ACTOR_GRACE_S, reconcile_id=reconcile_id, holds=self._holds,
+                before_apply=lambda p: self.correlator.expect_echo(p.streams), plan=plan,
+                read_at=self._read_at, started=started, apply=writes,
+            )
+        except asyncio.CancelledError:
+            raise
+        except JetStreamError as exc:
+            log.error("reconcile_failed", reconcile_id=reconcile_id, error=str(exc))
+        finally:
+            self.metrics.reconcile_duration.observe(time.monotonic() - started)
+            self._later("settle", self.desired.settle_due_in(), SETTLE_MARGIN_S)
+        self._after(reconcile_id, specs, result)
+        self.count += 1
+        async with self._done:
+            self._done.notify_all()
+
+    async def _desired(self, js: JetStreamAPI) -> tuple[list[StreamSpec], Plan]:
+        """The streams to reconcile and their plan; a changed file that must settle first
+        counts with its last accepted version."""
+        before, loaded = await asyncio.to_thread(read_manifests, self.settings.paths)
+        specs, changed = self.desired.load(before, loaded)
+        plan = await self._plan(js, specs)
+        if changed:
+            after = await asyncio.to_thread(read_again, changed)
+            if self.desired.review(plan, changed, after):
+                specs = self.desired.merged()
+                plan = await self._plan(js, specs)
+        return specs, plan
+
+    async def _plan(self, js: JetStreamAPI, specs: list[StreamSpec]) -> Plan:
+        self._read_at = self.ledger.position()  # what the live configs read next account for
+        self._holds = self.conflicts.holds()
+        return await compute_plan(js, specs, allow_data_loss=self.settings.allow_data_loss,
+                                  concurrency=self.settings.concurrency, holds=self._holds)
+
+    def _after(self, reconcile_id: str, specs: list[StreamSpec], result: Result | None) -> None:
+        self.health.record(result)
+        self.sources.remember(specs, result)
+        for pause_s in track_conflicts(self.conflicts, self.metrics, result):
+            asyncio.get_running_loop().call_later(pause_s, self._trigger, "conflict")
+        self._schedule_retry(reconcile_id)
+
+    async def wait(self, count: int) -> None:
+        """Wait until at least `count` passes have finished."""
+        async with self._done:
+            await self._done.wait_for(lambda: self.count >= count)
+
+    def _schedule_retry(self, reconcile_id: str) -> None:
+        """After a pass that failed (the connection dropped, no meta leader answered, a write
+        failed) or could not read a declared stream (its leader is being elected), look again
+        soon, waiting twice as long after each such pass in a row; a clean pass ends it."""
+        if self.health.clean:
+            self._backoff.reset()
+            self._later("retry", None)
+            return
+        delay = self._backoff.next()
+        log.info("reconcile_retry", reconcile_id=reconcile_id, retry_in_s=delay,
+                 reason="degraded" if self.health.last_ok else "failed")
+        self._later("retry", delay)
+
+    def _later(self, source: str, delay: float | None, margin: float = 0.0) -> None:
+        """Trigger `source` after `delay` seconds (None: not), replacing its last timer."""
+        timer = self._timers.pop(source, None)
+        if timer is not None:
+            timer.cancel()
+        if delay is not None:
+            self._timers[source] = asyncio.get_running_loop().call_later(
+                delay + margin, self._trigger, source)
+
+    def cancel_timers(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()

@@ -1,0 +1,64 @@
+"""Triggers only say "look again"; those that arrive during a pass fold into one more pass.
+
+`Triggers` collects the sources (`manifest`, `server`, `resync`, ...) and wakes the reconcile
+loop; `take()` hands over everything collected so far as one set, so that any number of
+triggers during a pass start exactly one more. `Backoff` is the pure retry schedule after a
+pass that failed or was degraded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+#: a pass that failed or could not read a declared stream is followed by another this long
+#: after it, the wait doubling with each such pass in a row, up to --resync
+RETRY_FIRST_S = 1.0
+
+
+class Triggers:
+    """Pending triggers and the event that wakes the loop. `stop()` wakes it for good."""
+
+    def __init__(self) -> None:
+        self._pending: set[str] = set()
+        self._wake = asyncio.Event()
+        self.stopped = asyncio.Event()
+
+    def add(self, source: str) -> None:
+        self._pending.add(source)
+        self._wake.set()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self._wake.set()
+
+    async def take(self) -> frozenset[str] | None:
+        """Wait for a trigger; every trigger since the last `take`, folded into one set.
+        None once stopped."""
+        await self._wake.wait()
+        self._wake.clear()
+        if self.stopped.is_set():
+            return None
+        taken, self._pending = frozenset(self._pending), set()
+        return taken
+
+
+def describe(triggers: frozenset[str]) -> str:
+    """The `trigger` of a pass, as its events show it: `manifest,server`."""
+    return ",".join(sorted(triggers)) or "wake"
+
+
+class Backoff:
+    """The wait before the next retry: `RETRY_FIRST_S`, doubling after each pass in a row
+    that needs one, never above `ceiling_s`; a clean pass starts it over."""
+
+    def __init__(self, ceiling_s: float, first_s: float = RETRY_FIRST_S) -> None:
+        self.ceiling_s, self.first_s = ceiling_s, first_s
+        self._next_s = first_s
+
+    def next(self) -> float:
+        delay = min(self._next_s, self.ceiling_s)
+        self._next_s = delay * 2
+        return delay
+
+    def reset(self) -> None:
+        self._next_s = self.first_s

@@ -1,0 +1,1 @@
+"""Helpers for testing code that uses the reconciler: an in-memory JetStream (`fake`)."""
