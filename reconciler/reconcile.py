@@ -41,15 +41,7 @@ from reconciler.model import (
     StreamSpec,
     Topology,
 )
-from reconciler.plan import (
-    build_plan,
-    canonical,
-    desired_config,
-    plan_stream,
-    sample_request,
-    server_blockers,
-    with_server_checks,
-)
+from reconciler.plan import SampleRequest, StreamInputs, canonical, prepare, prepare_pass
 
 log: FilteringBoundLogger = structlog.get_logger("reconciler.reconcile")
 
@@ -129,30 +121,26 @@ async def compute_plan(
     unreadable = {n: r for n, r in listing.unreadable.items() if n != LEASE_STREAM}
     by_name = {s.name: s for s in listing.streams if s.name != LEASE_STREAM}
     gate = asyncio.Semaphore(max(1, concurrency))
+    inputs = prepare_pass(specs, by_name.values())
 
-    async def sample(spec: StreamSpec, current: LiveStream) -> tuple[str, MessageSample] | None:
-        request = sample_request(desired_config(spec, current), current)
-        if request is None:
-            return None
+    async def sample(name: str, request: SampleRequest) -> tuple[str, MessageSample] | None:
         try:
             async with gate:
-                got = await js.sample_messages(current, subject_counts=request.subject_counts)
+                got = await js.sample_messages(
+                    by_name[name], subject_counts=request.subject_counts)
         except asyncio.CancelledError:
             raise
         except JetStreamError as exc:
-            unreadable[spec.name] = f"cannot read its messages: {exc}"
+            unreadable[name] = f"cannot read its messages: {exc}"
             return None
-        return spec.name, got
+        return name, got
 
     # only a stream that holds messages can lose any
-    holding = [(s, by_name[s.name]) for s in specs
-               if s.name in by_name and by_name[s.name].state.messages > 0]
-    found = await asyncio.gather(*(sample(s, live) for s, live in holding))
+    found = await asyncio.gather(*(
+        sample(name, request) for name, request in inputs.sample_requests().items()))
     samples = dict(f for f in found if f is not None)
-    readable = [s for s in specs if s.name not in unreadable]
-    live = [s for s in by_name.values() if s.name not in unreadable]
-    plan = build_plan(readable, live, samples, allow_data_loss=allow_data_loss, holds=holds)
-    plan = with_server_checks(plan, live, js.topology())
+    plan = inputs.without(unreadable).plan(
+        samples, allow_data_loss=allow_data_loss, holds=holds, topology=js.topology())
     declared = {s.name: s for s in specs}
     degraded = tuple(
         Degraded(name, reason, managed=name in declared,
@@ -171,8 +159,7 @@ async def check_against_server(
     messages."""
     listing = await js.list_streams()
     readable = [s for s in specs if s.name not in listing.unreadable]
-    plan = build_plan(readable, listing.streams)
-    return server_blockers(plan, listing.streams, js.topology())
+    return prepare_pass(readable, listing.streams).server_blockers(js.topology())
 
 
 async def reconcile(
@@ -255,13 +242,14 @@ async def reconcile(
         assert stream.basis is not None
         at = ledger.position()
         current = await js.stream_info(stream.name)
-        if current is not None and canonical(current.config) == canonical(stream.basis):
+        inputs = prepare(specs_by_name[stream.name], current)
+        if inputs.current is not None and inputs.current == canonical(stream.basis):
+            assert current is not None
             overwritten(stream.name, ledger.settle(stream.name, at, current.config))
             bases[stream.name] = (current, at)
             return stream
-        spec = specs_by_name[stream.name]
-        sample = None if current is None else await _sample(js, spec, current, gate)
-        again = plan_stream(spec, current, sample, allow_data_loss=allow_data_loss,
+        sample = await _sample(js, inputs, gate)
+        again = inputs.plan(sample, allow_data_loss=allow_data_loss,
                             hold=holds.get(stream.name))
         settled = ledger.settle(stream.name, at, current.config if current else None)
         overwritten(stream.name, settled)
@@ -301,17 +289,15 @@ async def reconcile(
 
 
 async def _sample(
-    js: JetStreamAPI, spec: StreamSpec, current: LiveStream, gate: asyncio.Semaphore
+    js: JetStreamAPI, inputs: StreamInputs, gate: asyncio.Semaphore
 ) -> MessageSample | None:
-    """The messages of `current` when a change to `spec` can discard some (for the plan
-    made again just before an update)."""
-    if current.state.messages == 0:
-        return None
-    request = sample_request(desired_config(spec, current), current)
-    if request is None:
+    """The live stream's messages when the change planned from `inputs` can discard some
+    (for the plan made again just before an update)."""
+    request = inputs.sample_request()
+    if request is None or inputs.live is None:
         return None
     async with gate:
-        return await js.sample_messages(current, subject_counts=request.subject_counts)
+        return await js.sample_messages(inputs.live, subject_counts=request.subject_counts)
 
 
 async def _await_actor(

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import click
 
 from reconciler.events import changes_document, impact_document
-from reconciler.fields import COUNTS, DURATIONS, SIZES
+from reconciler.fields import STREAM
 from reconciler.model import Action, FieldChange, Location, Outcome, Plan, StreamPlan
 from reconciler.plan import describe_impact
 from reconciler.units import format_duration, format_size
@@ -30,17 +30,19 @@ _VERB = {Action.NOOP: "no changes", Action.REPORT: "report only"}
 
 
 def show_value(path: str, value: Any) -> str:
-    """A field's value in the units a manifest would use."""
+    """A field's value in the units a manifest would use (the field's unit in the registry)."""
     if value is None:
         return "(unset)"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        if path in DURATIONS:
+        row = STREAM.get(path)
+        unit = row.unit if row is not None else None
+        if unit == "duration":
             return format_duration(value)
-        if path in SIZES:
+        if unit == "size":
             return format_size(value)
-        if path in COUNTS and value == -1:
+        if unit == "count" and value == -1:
             return "unlimited"
         return str(value)
     if isinstance(value, str):

@@ -23,14 +23,13 @@ import random
 import re
 from typing import Any
 
+from reconciler.fields import DURATIONS
 from reconciler.units import format_duration
 
 MS = 1_000_000
 S = 1_000 * MS
 
 Config = dict[str, Any]
-
-DURATIONS = ("max_age", "duplicate_window", "subject_delete_marker_ttl")
 
 # --- value pools: (weight of valid) mixed with invalid and borderline values -------------------
 
@@ -281,7 +280,7 @@ def _manifest_value(path: str, value: Any) -> Any:
         return {k: _manifest_value(f"{path}.{k}" if path else k, v) for k, v in value.items()}
     if isinstance(value, list):
         return [_manifest_value(path, v) for v in value]
-    if path in DURATIONS or path == "consumer_limits.inactive_threshold":
+    if path in DURATIONS:
         return format_duration(value)
     return value
 

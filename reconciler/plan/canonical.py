@@ -1,0 +1,173 @@
+"""The canonical form: a configuration as the server stores it (its defaults filled in, its
+own `_nats.*` metadata dropped, omitted booleans false, durations integer nanoseconds), so
+that two configurations the server treats alike compare equal. Each field's treatment
+comes from its row in the registry (`Field.canon`); the fields whose value depends on
+others are computed here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.fields import STREAM, Field
+from reconciler.model import Config, LiveStream, StreamSpec
+from reconciler.units import format_timestamp, parse_timestamp
+
+DEFAULT_DUPLICATE_WINDOW_NS = 120 * 1_000_000_000
+"""nats-server's StreamDefaultDuplicatesWindow (2 minutes)."""
+
+SERVER_METADATA_PREFIX = "_nats."
+
+#: every field this version knows; anything else in a live config is ignored
+KNOWN_FIELDS: frozenset[str] = STREAM.names()
+
+BOOLEANS: tuple[str, ...] = tuple(f.path for f in STREAM.top() if f.canon == "flag")
+
+_BY_CANON: dict[str, tuple[Field, ...]] = {
+    how: tuple(f for f in STREAM.top() if f.canon == how)
+    for how in ("flag", "unlimited", "omit", "nested", "default")
+}
+_TIMESTAMP_NAMES = frozenset(path.rsplit(".", 1)[-1] for path in STREAM.with_unit("timestamp"))
+
+
+def canonical(config: Config) -> dict[str, Any]:
+    """The configuration as the server would store it, in a form two equal configs share."""
+    c: dict[str, Any] = {k: v for k, v in config.items() if k in KNOWN_FIELDS}
+    _fill(c)
+    _subjects_and_window(c)
+    _forced(c)
+    _metadata(c)
+    _nested(c)
+    return c
+
+
+def _fill(c: dict[str, Any]) -> None:
+    """Fields read alone: defaults, "unlimited" spelled one way, booleans, unset values."""
+    for row in _BY_CANON["default"]:
+        if not c.get(row.path):
+            c[row.path] = row.default
+    for row in _BY_CANON["unlimited"]:
+        value = c.get(row.path)
+        if value is None or value == 0 or value < -1:
+            c[row.path] = -1
+    for row in _BY_CANON["flag"]:
+        c[row.path] = bool(c.get(row.path))
+    for row in _BY_CANON["omit"]:
+        if c.get(row.path) in row.omit:
+            c.pop(row.path, None)
+
+
+def _subjects_and_window(c: dict[str, Any]) -> None:
+    """Subjects (a set; the name when none, unless mirrored or sourced) and the duplicate
+    window (2m, or max_age when shorter; none on a mirror or sourced stream)."""
+    copies = bool(c.get("mirror")) or bool(c.get("sources"))
+    subjects = c.get("subjects") or []
+    if not subjects and not copies:
+        subjects = [c.get("name", "")]
+    c["subjects"] = sorted(subjects)  # a set to the server: order carries no meaning
+    if not c.get("duplicate_window"):
+        max_age = c["max_age"]
+        c["duplicate_window"] = (
+            0 if copies
+            else max_age if 0 < max_age < DEFAULT_DUPLICATE_WINDOW_NS
+            else DEFAULT_DUPLICATE_WINDOW_NS
+        )
+
+
+def _forced(c: dict[str, Any]) -> None:
+    """Settings the server forces when another one is on."""
+    if c["subject_delete_marker_ttl"] > 0:
+        c["allow_msg_ttl"] = True
+        c["allow_rollup_hdrs"] = True
+        c["deny_purge"] = False
+    if c["allow_msg_schedules"]:
+        c["allow_rollup_hdrs"] = True
+    if c["sealed"]:
+        c["max_age"] = 0
+        c["discard"] = "new"
+        c["deny_delete"] = True
+        c["deny_purge"] = True
+        c["allow_rollup_hdrs"] = False
+    republish = c.get("republish")
+    if isinstance(republish, Mapping) and republish.get("dest") and not republish.get("src"):
+        c["republish"] = {**republish, "src": ">"}  # the server's default, refused if left out
+
+
+def _metadata(c: dict[str, Any]) -> None:
+    metadata = {
+        k: v for k, v in (c.get("metadata") or {}).items()
+        if not k.startswith(SERVER_METADATA_PREFIX)
+    }
+    if metadata:
+        c["metadata"] = metadata
+    else:
+        c.pop("metadata", None)
+
+
+def _nested(c: dict[str, Any]) -> None:
+    """Objects and sources: zero values inside dropped, the field dropped when empty."""
+    for row in _BY_CANON["nested"]:
+        value = _prune(c.get(row.path))
+        if value:
+            c[row.path] = value
+        else:
+            c.pop(row.path, None)
+    sources = [s for s in (_prune(s) for s in c.get("sources") or []) if s]
+    if sources:
+        c["sources"] = sources
+    else:
+        c.pop("sources", None)
+
+
+def _prune(value: Any) -> Any:
+    """Drop zero values inside nested objects (the server omits them); normalise timestamps."""
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            v = _prune(v)
+            if k in _TIMESTAMP_NAMES and isinstance(v, str):
+                v = normalise_timestamp(v)
+            if v not in (None, "", 0, False, [], {}):
+                out[k] = v
+        return out
+    if isinstance(value, list):
+        return [_prune(v) for v in value]
+    return value
+
+
+def normalise_timestamp(text: str) -> str:
+    """One spelling per instant, so that two spellings of one time are no change."""
+    try:
+        return format_timestamp(parse_timestamp(text))
+    except ValueError:
+        return text
+
+
+def desired_config(
+    spec: StreamSpec, live: LiveStream | None, live_canonical: Config | None = None
+) -> dict[str, Any]:
+    """The whole configuration to send: the manifest's, with the server's defaults written
+    out, and fields another tool owns (`reconcile.ignore_fields`) kept at their live value
+    (`live_canonical`: the live config in canonical form, when the caller has it already).
+
+    A manifest that leaves `duplicate_window` out gets the server's default window for its
+    `max_age`, so lowering max_age under 2m lowers the window with it (the server refuses a
+    max_age below the window)."""
+    raw: dict[str, Any] = {**spec.config, "name": spec.name}
+    if live is not None and spec.policy.ignore_fields:
+        current = canonical(live.config) if live_canonical is None else live_canonical
+        for path in spec.policy.ignore_fields:
+            _copy_path(path.split("."), current, raw)
+    return canonical(raw)
+
+
+def _copy_path(path: list[str], source: Mapping[str, Any], target: dict[str, Any]) -> None:
+    head, rest = path[0], path[1:]
+    if head not in source:
+        target.pop(head, None)
+    elif not rest or not isinstance(source[head], Mapping):
+        target[head] = source[head]
+    else:
+        inner = dict(target.get(head) or {})
+        _copy_path(rest, source[head], inner)
+        target[head] = inner
