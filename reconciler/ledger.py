@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from reconciler.model import Config, FieldChange
 from reconciler.plan import canonical, diff
@@ -52,7 +51,7 @@ class Settled:
 
 @dataclass
 class _Write:
-    basis: dict[str, Any]
+    basis: Config
     """The live configuration (canonical) the update was planned against."""
     position: int
     """Where that configuration was read."""
@@ -129,7 +128,7 @@ class Ledger:
 
 
 def _overwritten(
-    write: _Write, changes: Sequence[OutsideChange], live: dict[str, Any]
+    write: _Write, changes: Sequence[OutsideChange], live: Config
 ) -> tuple[tuple[str | None, tuple[FieldChange, ...]], ...]:
     """The fields each change set after `write` was planned that stand neither on the server
     nor in a later change: our update put them back."""

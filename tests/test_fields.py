@@ -148,3 +148,13 @@ def test_manifest_rules_from_the_registry() -> None:
     assert fields.EXPECTED == manifest._EXPECTED
     assert STREAM["num_replicas"].maximum == manifest.MAX_REPLICAS
     assert STREAM["description"].max_length == manifest.MAX_DESCRIPTION_LEN
+
+
+def test_the_typed_stream_config_is_generated_from_the_schema() -> None:
+    from reconciler.fields import generate
+
+    assert generate.TARGET.read_text() == generate.render(SCHEMA), (
+        "run: python -m reconciler.fields.generate")
+    # and it can fail: another schema gives another file
+    other = {**SCHEMA, "properties": {**SCHEMA["properties"], "allow_x": {"type": "boolean"}}}
+    assert "    allow_x: bool\n" in generate.render(other)

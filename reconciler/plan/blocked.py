@@ -4,7 +4,7 @@ says when it refuses (immutable, one-way, only some transitions) and why."""
 from __future__ import annotations
 
 from reconciler.fields import STREAM
-from reconciler.model import Config
+from reconciler.fields.stream_config import StreamConfig
 
 #: fields that can be turned on but never off
 ONE_WAY: tuple[str, ...] = tuple(
@@ -19,7 +19,7 @@ _BLOCKING = (
 )
 
 
-def blocked_reasons(desired: Config, live: Config) -> tuple[str, ...]:
+def blocked_reasons(desired: StreamConfig, live: StreamConfig) -> tuple[str, ...]:
     """Why the server would refuse to turn `live` into `desired` (both canonical)."""
     reasons = []
     for row in _BLOCKING:

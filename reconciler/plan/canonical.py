@@ -7,9 +7,10 @@ others are computed here."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from reconciler.fields import STREAM, Field
+from reconciler.fields.stream_config import StreamConfig
 from reconciler.model import Config, LiveStream, StreamSpec
 from reconciler.units import format_timestamp, parse_timestamp
 
@@ -30,7 +31,7 @@ _BY_CANON: dict[str, tuple[Field, ...]] = {
 _TIMESTAMP_NAMES = frozenset(path.rsplit(".", 1)[-1] for path in STREAM.with_unit("timestamp"))
 
 
-def canonical(config: Config) -> dict[str, Any]:
+def canonical(config: Config) -> StreamConfig:
     """The configuration as the server would store it, in a form two equal configs share."""
     c: dict[str, Any] = {k: v for k, v in config.items() if k in KNOWN_FIELDS}
     _fill(c)
@@ -38,7 +39,7 @@ def canonical(config: Config) -> dict[str, Any]:
     _forced(c)
     _metadata(c)
     _nested(c)
-    return c
+    return cast(StreamConfig, c)
 
 
 def _fill(c: dict[str, Any]) -> None:
@@ -144,8 +145,8 @@ def normalise_timestamp(text: str) -> str:
 
 
 def desired_config(
-    spec: StreamSpec, live: LiveStream | None, live_canonical: Config | None = None
-) -> dict[str, Any]:
+    spec: StreamSpec, live: LiveStream | None, live_canonical: StreamConfig | None = None
+) -> StreamConfig:
     """The whole configuration to send: the manifest's, with the server's defaults written
     out, and fields another tool owns (`reconcile.ignore_fields`) kept at their live value
     (`live_canonical`: the live config in canonical form, when the caller has it already).

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.model import Config, Impact, LiveStream, MessageSample
+from reconciler.fields.stream_config import StreamConfig
+from reconciler.model import Impact, LiveStream, MessageSample
 from reconciler.plan.canonical import canonical
 from reconciler.plan.limits import Limits, possible_causes
 from reconciler.plan.replay import replay
@@ -20,7 +21,7 @@ class SampleRequest:
 
 
 def sample_request(
-    desired: Config, live: LiveStream, old: Config | None = None
+    desired: StreamConfig, live: LiveStream, old: StreamConfig | None = None
 ) -> SampleRequest | None:
     """Whether predicting the impact of `desired` needs the live stream's messages read
     (`old`: the live config in canonical form, when the caller has it already)."""
@@ -36,7 +37,10 @@ def sample_request(
 
 
 def predict_impact(
-    desired: Config, live: LiveStream, sample: MessageSample | None, old: Config | None = None
+    desired: StreamConfig,
+    live: LiveStream,
+    sample: MessageSample | None,
+    old: StreamConfig | None = None,
 ) -> Impact | None:
     """Messages and bytes that applying `desired` (canonical) removes from `live`, now or at
     the server's next restart; None when nothing can be lost.

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.model import Config, StoredMessage, StreamState
+from reconciler.fields.stream_config import StreamConfig
+from reconciler.model import StoredMessage, StreamState
 from reconciler.plan.diff import field_order
 
 
@@ -19,7 +20,7 @@ class Limits:
     """What an update does to stored messages, in the order the server does it.
 
     nats-server's `updateWithAdvisory` changes retention first (limits -> interest without
-    consumers removes everything); then the store's `UpdateConfig` (file and memory alike)
+    consumers removes everything); then the store's `UpdateStreamConfig` (file and memory alike)
     enforces `max_msgs`, then `max_bytes` (both only with discard old), then the per-subject
     limit (only when it is lowered or newly set), then expires messages past `max_age` (from
     the oldest, up to the first one young enough). A file stream whose first message is
@@ -33,11 +34,11 @@ class Limits:
     first_seq: int
     everything: str | None
     uncertain: str | None
-    config: Config
+    config: StreamConfig
     """The desired configuration: the limits a delete marker is stored under."""
 
     @classmethod
-    def of(cls, desired: Config, old: Config, state: StreamState) -> Limits:
+    def of(cls, desired: StreamConfig, old: StreamConfig, state: StreamState) -> Limits:
         discard_old = desired["discard"] == "old"
         max_msgs, max_bytes = desired["max_msgs"], desired["max_bytes"]
         everything = uncertain = None
@@ -61,7 +62,7 @@ class Limits:
             config=desired,
         )
 
-    def needs_messages(self, old: Config) -> bool:
+    def needs_messages(self, old: StreamConfig) -> bool:
         return (self.max_msgs > 0 or self.max_bytes > 0 or self.per_subject > 0
                 or _tighter(self.max_age, old["max_age"]))
 
@@ -87,7 +88,7 @@ def marker_size(subject: str, ttl_s: int, storage: str) -> int:
     return stored_size(StoredMessage(0, subject, 0, 0, len(headers)), storage)
 
 
-def marker_fits(config: Config, msgs: int, size_now: int, size: int, replaced: int) -> bool:
+def marker_fits(config: StreamConfig, msgs: int, size_now: int, size: int, replaced: int) -> bool:
     """Whether the store takes a marker that replaces a message of `replaced` bytes
     (discard new refuses one over max_msgs or max_bytes, unless it replaces a message at the
     per-subject limit)."""

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from reconciler.model import Config, Impact, MessageSample, StreamState
+from reconciler.fields.stream_config import StreamConfig
+from reconciler.model import Impact, MessageSample, StreamState
 from reconciler.plan.diff import field_order
 from reconciler.plan.limits import (
     Limits,
@@ -86,7 +87,7 @@ class _Replay:
         if not sample.complete and any(n > limit for n in counts.values()):
             self.exact = False
 
-    def age(self, max_age: int, config: Config) -> None:
+    def age(self, max_age: int, config: StreamConfig) -> None:
         """max_age: from the oldest left, up to the first message young enough. With
         subject_delete_marker_ttl, the last message of a subject is replaced by a marker: a
         new message that is stored under the stream's limits (with discard old it can push
@@ -114,7 +115,7 @@ class _Replay:
             self.exact = False
 
     def marker(
-        self, i: int, size: int, config: Config, left: Counter[str], markers: list[int]
+        self, i: int, size: int, config: StreamConfig, left: Counter[str], markers: list[int]
     ) -> None:
         """Message `i`, the last of its subject, aged out: a marker of `size` replaces it
         when the store takes one (discard old then makes room by removing the oldest)."""

@@ -5,11 +5,10 @@ inputs say whether the live stream's messages must be read to predict what is lo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from reconciler.fields.stream_config import StreamConfig
 from reconciler.model import (
     Action,
-    Config,
     DriftMode,
     FieldChange,
     LiveStream,
@@ -33,9 +32,9 @@ class StreamInputs:
 
     spec: StreamSpec
     live: LiveStream | None
-    desired: dict[str, Any]
+    desired: StreamConfig
     """The whole configuration to send (see `desired_config`)."""
-    current: dict[str, Any] | None
+    current: StreamConfig | None
     """The live configuration, canonical."""
 
     def sample_request(self) -> SampleRequest | None:
@@ -102,7 +101,7 @@ def _plan_missing(inputs: StreamInputs, hold: str | None) -> StreamPlan:
 def _plan_existing(
     inputs: StreamInputs,
     live: LiveStream,
-    current: Config,
+    current: StreamConfig,
     sample: MessageSample | None,
     allow_data_loss: bool,
     hold: str | None,
