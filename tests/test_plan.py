@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -566,3 +567,34 @@ def test_predict_impact_none_when_no_messages() -> None:
 
 def test_one_spelling_per_instant() -> None:
     assert normalise_timestamp("2024-01-01T00:00:00.5+00:00") == "2024-01-01T00:00:00.500000000Z"
+
+
+def test_a_pass_makes_each_live_config_canonical_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asking what to sample, planning and the server checks share one canonical form of
+    each live configuration (the checks once made every undeclared stream canonical again
+    for each planned stream)."""
+    import sys
+
+    from reconciler.plan import prepare_pass
+
+    real = sys.modules["reconciler.plan.canonical"].canonical
+    calls: Counter[int] = Counter()
+
+    def counting(config: Any) -> Any:
+        calls[id(config)] += 1
+        return real(config)
+
+    for module in ("canonical", "build", "stream", "impact", "server"):
+        monkeypatch.setattr(sys.modules[f"reconciler.plan.{module}"], "canonical", counting)
+    lives = [
+        live(with_live(name=f"s{i}", subjects=[f"s{i}.>"]), messages=10, bytes=1000)
+        for i in range(3)
+    ] + [live(with_live(name=f"u{i}", subjects=[f"u{i}.>"])) for i in range(3)]
+    specs = [spec(f"s{i}", subjects=[f"s{i}.>"], max_msgs=5) for i in range(3)]
+    inputs = prepare_pass(specs, lives)
+    requests = inputs.sample_requests()
+    plan = inputs.plan()  # no samples read: a possible loss, so blocked
+    assert sorted(requests) == ["s0", "s1", "s2"]
+    assert [s.action for s in plan.streams] == [Action.BLOCKED] * 3
+    assert {n for i, n in calls.items() if any(i == id(x.config) for x in lives)} == {1}
+    assert len([i for i in calls if any(i == id(x.config) for x in lives)]) == len(lives)
