@@ -9,7 +9,7 @@ of their own. Where each schema came from: SOURCES.md.
 
 from __future__ import annotations
 
-from reconciler.fields.registry import UNITS, Blocker, Field, Minimum, Registry
+from reconciler.fields.registry import Blocker, Field, Minimum, Registry
 from reconciler.fields.stream import PROVENANCE, STREAM
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "STREAM",
     "TIMESTAMPS",
     "TYPE_HINTS",
-    "UNITS",
     "Blocker",
     "Field",
     "Minimum",

@@ -12,9 +12,6 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
-#: how a manifest writes a number the wire carries as a plain integer
-UNITS = ("duration", "size", "count", "timestamp")
-
 _DURATION_COMMENT = "nanoseconds depicting a duration"
 
 
@@ -77,10 +74,6 @@ class Field:
     """Its canonical value is computed from other fields (see `plan.canonical`)."""
     whole: bool = False
     """Compared and shown as one value: a change in any part shows the whole."""
-
-    @property
-    def name(self) -> str:
-        return self.path.rsplit(".", 1)[-1]
 
     @property
     def top_level(self) -> bool:
