@@ -148,6 +148,13 @@ def test_manifest_rules_from_the_registry() -> None:
     assert fields.EXPECTED == manifest._EXPECTED
     assert STREAM["num_replicas"].maximum == manifest.MAX_REPLICAS
     assert STREAM["description"].max_length == manifest.MAX_DESCRIPTION_LEN
+    # the reader's field tree: the same paths, kinds and allowed values as the rows
+    assert manifest._config_paths() == list(STREAM.rows)
+    for row in STREAM:
+        node = manifest._stream_fields()
+        for part in row.path.split("."):
+            node = node.item if part == "*" else node.fields[part]  # type: ignore[assignment]
+        assert (node.kind, node.enum) == (row.kind, row.enum), row.path
 
 
 def test_the_typed_stream_config_is_generated_from_the_schema() -> None:
