@@ -1037,9 +1037,9 @@ def test_many_small_bombs_fail_fast_too(here: Path) -> None:
 
 
 def test_many_documents_are_not_a_bomb(here: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import reconciler.manifest
+    import reconciler.manifest.reader
 
-    monkeypatch.setattr(reconciler.manifest, "MAX_NODES", 100)
+    monkeypatch.setattr(reconciler.manifest.reader, "MAX_NODES", 100)
     docs = [f"name: s{i}\nsubjects: [s{i}.*]\nmax_age: 1h\nmetadata: {{o: x}}\n" for i in range(50)]
     write("m.yaml", "---\n".join(docs))
     result = load_manifests(["m.yaml"])
