@@ -87,7 +87,7 @@ def read_document(d: DocumentReader, node: Node) -> Document:
     try:
         return _check_document(d, node)
     except TooManyNodes:
-        if d.state.spent:
+        if d.spent:
             raise  # the whole file is too much: stop reading it
         d.too_many_nodes()
         return d.finish()

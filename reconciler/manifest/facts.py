@@ -5,8 +5,7 @@ instead)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from reconciler.model import Location
 from reconciler.units import format_duration
@@ -15,8 +14,7 @@ from reconciler.units import format_duration
 Finding = tuple[str, str, str | None]
 
 
-@dataclass(frozen=True, slots=True)
-class Facts:
+class Facts(NamedTuple):
     config: Mapping[str, Any]
     raw: Mapping[str, str]
     """each scalar as the manifest wrote it, by field path"""

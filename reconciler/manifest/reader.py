@@ -7,8 +7,7 @@ over as an immutable `Document`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from yaml.nodes import Node
 
@@ -26,8 +25,7 @@ class TooManyNodes(Exception):
     """More YAML nodes than a document (or the whole file) may expand to."""
 
 
-@dataclass(frozen=True)
-class Document:
+class Document(NamedTuple):
     """One YAML document, checked; `spec` is None when it declares no (valid) stream."""
 
     file: str
@@ -54,11 +52,6 @@ class FileState:
     def for_text(cls, file: str, text: str) -> FileState:
         return cls(file, node_budget=MAX_NODES + len(text) // 2)
 
-    @property
-    def spent(self) -> bool:
-        """Whether the file as a whole expanded to more nodes than it may."""
-        return self.nodes > self.node_budget
-
     def show(self) -> bool:
         """Whether one more problem may be shown (else it is counted as dropped)."""
         if self.reported >= MAX_PROBLEMS_PER_FILE:
@@ -78,6 +71,9 @@ class DocumentReader:
         self.problems: list[Problem] = []
         self.failed = False
         self.nodes = 0
+        """YAML nodes visited in this document, not yet counted in the file's"""
+        self.limit = min(MAX_NODES, state.node_budget - state.nodes)
+        """the nodes this document may visit: its own limit, or what the file has left"""
         self.locations: dict[str, Location] = {}
         """where the value of each field is, by path"""
         self.key_nodes: dict[str, Node] = {}
@@ -123,11 +119,14 @@ class DocumentReader:
 
     def count(self) -> None:
         """One more YAML node visited; TooManyNodes past the document's or file's budget."""
-        state = self.state
-        state.nodes += 1
         self.nodes += 1
-        if self.nodes > MAX_NODES or state.nodes > state.node_budget:
+        if self.nodes > self.limit:
             raise TooManyNodes
+
+    @property
+    def spent(self) -> bool:
+        """Whether the file as a whole expanded to more nodes than it may."""
+        return self.state.nodes + self.nodes > self.state.node_budget
 
     def too_many_nodes(self) -> None:
         self.add(
@@ -142,6 +141,8 @@ class DocumentReader:
     ) -> Document:
         """The document as read; `failed` marks it failed even without a problem of its own
         (the file it is in stopped being read in the middle of it)."""
+        self.state.nodes += self.nodes
+        self.nodes = 0
         return Document(
             file=self.file,
             location=self.location,

@@ -326,9 +326,15 @@ _SHAPE: Final[tuple[Rule | Check, ...]] = (
 RULES: Final[tuple[Rule | Check, ...]] = (*_NAMES, *_LIMITS, *_FLAGS, *_SHAPE)
 
 
-def check_config(f: Facts) -> Iterator[Finding]:
+#: (the field that triggers it, the rule), computed once: this runs for every document
+_ROWS: Final = tuple((rule.field, rule) for rule in RULES)
+
+
+def check_config(f: Facts) -> list[Finding]:
     """The findings of every rule that applies to the document's configuration."""
     config = f.config
-    for rule in RULES:
-        if rule.field in config:
-            yield from rule.check(f)
+    found: list[Finding] = []
+    for field, rule in _ROWS:
+        if field in config:
+            found.extend(rule.check(f))
+    return found
