@@ -133,25 +133,14 @@ def test_values_are_shown_in_the_registrys_units(path: str, value: Any, shown: s
     assert show_value(path, value) == shown
 
 
-def test_manifest_rules_from_the_registry() -> None:
-    """What the manifest reader needs: per-field minimums, fields a mirror cannot set, range
-    hints and type hints. (Until the reader reads these, they must equal its own tables.)"""
-    from reconciler import manifest
+def test_the_manifest_readers_field_tree_has_the_registrys_fields() -> None:
+    """The reader's field tree: the same paths, kinds and allowed values as the rows. (The
+    manifest rules read their minimums, mirror fields and hints from the registry.)"""
+    from reconciler.manifest import tree
 
-    minimums = fields.server_minimums()
-    assert minimums["max_age"].value == manifest.MIN_MAX_AGE
-    assert minimums["duplicate_window"].value == manifest.MIN_DUPLICATE_WINDOW
-    assert minimums["subject_delete_marker_ttl"].value == manifest.MIN_DELETE_MARKER_TTL
-    assert dict(fields.not_on_mirror()) == dict(manifest._NOT_ON_MIRROR)
-    assert fields.range_hints() == manifest._RANGE_HINTS
-    assert fields.TYPE_HINTS == manifest._TYPE_HINTS
-    assert fields.EXPECTED == manifest._EXPECTED
-    assert STREAM["num_replicas"].maximum == manifest.MAX_REPLICAS
-    assert STREAM["description"].max_length == manifest.MAX_DESCRIPTION_LEN
-    # the reader's field tree: the same paths, kinds and allowed values as the rows
-    assert manifest._config_paths() == list(STREAM.rows)
+    assert tree.config_paths() == list(STREAM.rows)
     for row in STREAM:
-        node = manifest._stream_fields()
+        node = tree.stream_fields()
         for part in row.path.split("."):
             node = node.item if part == "*" else node.fields[part]  # type: ignore[assignment]
         assert (node.kind, node.enum) == (row.kind, row.enum), row.path

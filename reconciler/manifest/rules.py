@@ -18,9 +18,7 @@ from reconciler.manifest.fieldfacts import (
     MAX_DESCRIPTION_LEN,
     MAX_METADATA_BYTES,
     MAX_REPLICAS,
-    MIN_DELETE_MARKER_TTL,
-    MIN_DUPLICATE_WINDOW,
-    MIN_MAX_AGE,
+    MINIMUMS,
     NOT_ON_MIRROR,
 )
 from reconciler.manifest.names import name_problem
@@ -77,6 +75,36 @@ def _short(key: str, minimum: int) -> Callable[[Facts], bool]:
     return lambda f: isinstance(v := f.get(key), int) and 0 < v < minimum
 
 
+def _minimum(path: str) -> tuple[Rule, ...]:
+    """The server's lower bound of a duration (`MINIMUMS`); a duplicate window must also
+    not be longer than max_age."""
+    least = MINIMUMS[path]
+    below = _short(path, least.value)
+    rows = [
+        Rule(
+            path,
+            below,
+            lambda f: f"{f.written(path)} is below the minimum of {least.text}",
+            least.hint,
+        )
+    ]
+    if path == "duplicate_window":
+        rows.append(
+            Rule(
+                path,
+                lambda f: (
+                    not below(f)
+                    and isinstance(window := f.get(path), int)
+                    and isinstance(age := f.get("max_age"), int)
+                    and 0 < age < window
+                ),
+                lambda f: f"{f.written(path)} is longer than max_age ({f.written('max_age')})",
+                lambda f: f"write at most {format_duration(f.get('max_age'))}",
+            )
+        )
+    return tuple(rows)
+
+
 def _replicas(f: Facts) -> int | None:
     value = f.get("num_replicas")
     return value if isinstance(value, int) else None
@@ -100,37 +128,7 @@ _LIMITS: Final[tuple[Rule | Check, ...]] = (
         lambda f: f"{f.get('num_replicas')} is out of range",
         f"write a number from 1 to {MAX_REPLICAS}",
     ),
-    Rule(
-        "max_age",
-        _short("max_age", MIN_MAX_AGE),
-        lambda f: f"{f.written('max_age')} is below the minimum of 100ms",
-        "write at least 100ms, or 0 for no age limit",
-    ),
-    Rule(
-        "duplicate_window",
-        _short("duplicate_window", MIN_DUPLICATE_WINDOW),
-        lambda f: f"{f.written('duplicate_window')} is below the minimum of 100ms",
-        "write at least 100ms, or 0 for the default (2m, or max_age when shorter)",
-    ),
-    Rule(
-        "duplicate_window",
-        lambda f: (
-            not _short("duplicate_window", MIN_DUPLICATE_WINDOW)(f)
-            and isinstance(window := f.get("duplicate_window"), int)
-            and isinstance(age := f.get("max_age"), int)
-            and 0 < age < window
-        ),
-        lambda f: (
-            f"{f.written('duplicate_window')} is longer than max_age ({f.written('max_age')})"
-        ),
-        lambda f: f"write at most {format_duration(f.get('max_age'))}",
-    ),
-    Rule(
-        "subject_delete_marker_ttl",
-        _short("subject_delete_marker_ttl", MIN_DELETE_MARKER_TTL),
-        lambda f: f"{f.written('subject_delete_marker_ttl')} is below the minimum of 1s",
-        "write at least 1s, or 0 for no delete markers",
-    ),
+    *(row for path in MINIMUMS for row in _minimum(path)),
 )
 
 
