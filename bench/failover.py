@@ -36,14 +36,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import nats
+from watch_latency import git_commit, machine
+
+from reconciler.testing import NatsServer, stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import nats  # noqa: E402
-
-from bench.watch_latency import git_commit, machine  # noqa: E402
-from tests.natsserver import NatsServer, stop_process  # noqa: E402
 
 EVENTS = 'name: events\nsubjects: ["events.*"]\nmax_msgs: {value}\n'
 TARGET_S = 15.0

@@ -24,15 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-if str(BENCH) not in sys.path:
-    sys.path.insert(0, str(BENCH))
+import nats
+from watch_latency import EVENTS, DaemonProcess, finished, git_commit, machine
 
-import nats  # noqa: E402
-from watch_latency import EVENTS, DaemonProcess, finished, git_commit, machine  # noqa: E402
-
-from reconciler.units import parse_duration  # noqa: E402
-from tests.natsserver import NatsServer, stop_process  # noqa: E402
+from reconciler.testing import NatsServer, stop_process
+from reconciler.units import parse_duration
 
 TARGET = 6
 

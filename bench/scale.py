@@ -37,15 +37,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import nats
+import watch_latency
+
+from reconciler.testing import NatsServer
+
 ROOT = Path(__file__).resolve().parent.parent
-for extra in (ROOT, ROOT / "bench"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
-
-import nats  # noqa: E402
-import watch_latency  # noqa: E402
-
-from tests.natsserver import NatsServer  # noqa: E402
 
 FILES = 100
 STREAM = """\

@@ -47,13 +47,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import nats
+
+from reconciler.testing import NatsServer, server_binary, stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import nats  # noqa: E402
-
-from tests.natsserver import NatsServer, server_binary, stop_process  # noqa: E402
 
 UPDATED = "$JS.EVENT.ADVISORY.STREAM.UPDATED.events"
 EVENTS = """\

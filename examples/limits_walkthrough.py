@@ -22,21 +22,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import signal
-import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from reconciler import jetstream
-from reconciler.embedded import find_binary
+from reconciler import testing
 from reconciler.manifest import load_or_raise
 from reconciler.model import ConnectOptions
 from reconciler.reconcile import compute_plan, reconcile
 from reconciler.report import render_text
+from reconciler.testing import NatsServer, TestClient, free_port
 
 MANIFEST = """\
 name: events
@@ -48,7 +43,7 @@ SEED = ["events.page_loaded", "events.mouse_clicked", "events.mouse_clicked",
         "events.page_loaded", "events.mouse_clicked", "events.input_focused"]
 
 
-async def show(js: jetstream.JetStream, step: str) -> None:
+async def show(js: TestClient, step: str) -> None:
     info = await js.stream_info("events")
     assert info is not None
     c, s = info.config, info.state
@@ -56,7 +51,7 @@ async def show(js: jetstream.JetStream, step: str) -> None:
           f"max_msgs={c['max_msgs']} max_bytes={c['max_bytes']} max_age={c['max_age']}ns")
 
 
-async def edit(js: jetstream.JetStream, manifest: Path, limits: str, step: str) -> None:
+async def edit(js: TestClient, manifest: Path, limits: str, step: str) -> None:
     manifest.write_text(MANIFEST.format(limits=limits))
     specs = load_or_raise([manifest])
     print(f"\n--- {step}: {limits.strip().replace(chr(10), ', ')}")
@@ -66,7 +61,7 @@ async def edit(js: jetstream.JetStream, manifest: Path, limits: str, step: str) 
 
 
 async def main(server: str) -> None:
-    js = await jetstream.connect(ConnectOptions(servers=(server,)))
+    js = await testing.connect(ConnectOptions(servers=(server,)))
     try:
         with tempfile.TemporaryDirectory() as tmp:
             manifest = Path(tmp) / "events.yaml"
@@ -94,25 +89,14 @@ async def main(server: str) -> None:
 @contextlib.contextmanager
 def own_server() -> Iterator[str]:
     """A nats-server with JetStream on a free loopback port, data in a temporary directory."""
-    with tempfile.TemporaryDirectory() as tmp, socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-        probe.close()
-        log = Path(tmp) / "nats-server.log"
-        proc = subprocess.Popen([find_binary(), "-a", "127.0.0.1", "-p", str(port), "-js",
-                                 "-sd", tmp, "-l", str(log)], stdin=subprocess.DEVNULL)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = NatsServer(Path(tmp), port=free_port()).start(timeout=20)
         try:
-            deadline = time.monotonic() + 20
-            while not (log.exists() and b"Server is ready" in log.read_bytes()):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    text = log.read_text() if log.exists() else ""
-                    raise SystemExit(f"nats-server did not start: {text[-500:]}")
-                time.sleep(0.02)
-            print(f"(a nats-server of its own on nats://127.0.0.1:{port}, pid {proc.pid})")
-            yield f"nats://127.0.0.1:{port}"
+            assert server.proc is not None
+            print(f"(a nats-server of its own on {server.url}, pid {server.proc.pid})")
+            yield server.url
         finally:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
+            server.stop()
 
 
 if __name__ == "__main__":

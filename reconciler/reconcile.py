@@ -17,21 +17,20 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
 
 import structlog
 from structlog.typing import FilteringBoundLogger
 
-from reconciler.apply import StreamWriter, apply_plan
+from reconciler.apply import apply_plan
 from reconciler.errors import JetStreamError
 from reconciler.events import changes_document
+from reconciler.jetstream.protocol import JetStreamAPI as JetStreamAPI
 from reconciler.ledger import Ledger, Settled
 from reconciler.model import (
     LEASE_STREAM,
     Config,
     Degraded,
     FieldChange,
-    Listing,
     LiveStream,
     MessageSample,
     Outcome,
@@ -39,25 +38,10 @@ from reconciler.model import (
     Status,
     StreamPlan,
     StreamSpec,
-    Topology,
 )
 from reconciler.plan import SampleRequest, StreamInputs, canonical, prepare, prepare_pass
 
 log: FilteringBoundLogger = structlog.get_logger("reconciler.reconcile")
-
-
-class JetStreamAPI(StreamWriter, Protocol):
-    """The part of `jetstream.JetStream` that a reconcile pass needs."""
-
-    async def list_streams(self) -> Listing: ...
-
-    async def stream_info(self, name: str) -> LiveStream | None: ...
-
-    async def sample_messages(
-        self, live: LiveStream, *, budget: int = ..., subject_counts: bool = ...
-    ) -> MessageSample: ...
-
-    def topology(self) -> Topology: ...
 
 
 @dataclass(frozen=True)

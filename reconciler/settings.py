@@ -17,8 +17,9 @@ from typing import Any
 from reconciler.errors import SettingsError
 from reconciler.model import ConnectOptions
 from reconciler.redact import redact_url
+from reconciler.urls import DEFAULT_PORT, split_servers
 
-DEFAULT_SERVER = "nats://127.0.0.1:4222"
+DEFAULT_SERVER = f"nats://127.0.0.1:{DEFAULT_PORT}"
 SCHEMES = ("nats", "tls", "ws", "wss")
 """URL schemes of a NATS server: the client protocol, over TLS, over WebSocket."""
 _LEASE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -158,7 +159,7 @@ def connect_options(
         return str(got) if got is not None else None
 
     url = pick(server, "url") or DEFAULT_SERVER
-    servers = tuple(u.strip() for u in url.split(",") if u.strip())
+    servers = tuple(split_servers([url]))
     if not servers:
         raise SettingsError("--server is empty; write nats://HOST:PORT")
     for server in servers:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import jetstream
+from reconciler import testing
 from reconciler.model import ConnectOptions
-from tests.natsserver import NatsServer
+from reconciler.testing import NatsServer, TestClient
 from tests.repo import guard_user_files
 
 guard_user_files()
@@ -24,7 +24,8 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 
 @pytest.fixture
-async def js(nats_server: NatsServer) -> AsyncIterator[jetstream.JetStream]:
-    """Our own JetStream client, connected to `nats_server`."""
-    async with await jetstream.connect(ConnectOptions(servers=(nats_server.url,))) as client:
+async def js(nats_server: NatsServer) -> AsyncIterator[TestClient]:
+    """Our own JetStream client (which can also publish, read and delete), connected to
+    `nats_server`."""
+    async with await testing.connect(ConnectOptions(servers=(nats_server.url,))) as client:
         yield client

@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from reconciler import jetstream
 from reconciler.model import StreamSpec
 from reconciler.reconcile import reconcile
-from tests.natsserver import NatsServer
+from reconciler.testing import NatsServer
 from tests.test_watch import EVENTS, events_of, running, settings_for, until, write
 
 S = 1_000_000_000

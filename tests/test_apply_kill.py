@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.natsserver import NatsServer
+from reconciler.testing import NatsServer
 
 COUNT = int(os.environ.get("RECONCILER_KILL_STREAMS", "500"))
 FILES = 5

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from reconciler.report import MARKDOWN_MARKER
-from tests.natsserver import NatsServer, free_port
+from reconciler.testing import NatsServer, free_port
 from tests.repo import ROOT, committed_copy
 
 EXAMPLES = ROOT / "examples" / "ci"

@@ -13,7 +13,7 @@ import pytest
 import structlog
 
 from reconciler.cli import cli, main
-from tests.natsserver import NatsServer, free_port
+from reconciler.testing import NatsServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HELP = Path(__file__).parent / "help"

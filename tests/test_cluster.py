@@ -24,7 +24,7 @@ from reconciler.cli import main
 from reconciler.jetstream import JetStream, connect
 from reconciler.model import LEASE_BUCKET, ConnectOptions
 from reconciler.settings import Settings
-from tests.natsserver import NatsCluster, free_port
+from reconciler.testing import NatsCluster, free_port
 from tests.test_watch import _get, running, until
 
 #: stream -> node it lives on

@@ -27,7 +27,7 @@ from reconciler.manifest import load_or_raise
 from reconciler.model import ConnectOptions
 from reconciler.reconcile import reconcile
 from reconciler.settings import Settings
-from tests.natsserver import NatsCluster, free_port
+from reconciler.testing import NatsCluster, free_port
 from tests.test_watch import _get
 
 STREAMS = ("orders", "payments", "ledger")

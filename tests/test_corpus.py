@@ -51,13 +51,13 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from reconciler import jetstream
+from reconciler import testing
 from reconciler.apply import apply_stream
 from reconciler.manifest import load_manifests
 from reconciler.model import Action, ConnectOptions, Problem, Status, StreamSpec
 from reconciler.plan import plan_stream
+from reconciler.testing import NatsServer, TestClient
 from tests import corpus
-from tests.natsserver import NatsServer
 
 SIZE = int(os.environ.get("RECONCILER_CORPUS_SIZE", "2000"))
 FIRST_SEED = int(os.environ.get("RECONCILER_CORPUS_SEED", "0"))
@@ -85,7 +85,7 @@ def stricter_on_purpose(problem: Problem) -> bool:
     )
 
 
-async def server_verdict(js: jetstream.JetStream, streams: list[dict[str, Any]]) -> str | None:
+async def server_verdict(js: TestClient, streams: list[dict[str, Any]]) -> str | None:
     """None when the server takes every stream as it is; else why not."""
     created: list[str] = []
     try:
@@ -119,7 +119,7 @@ async def test_validate_agrees_with_the_server(
     accepted = refused = 0
     started = time.monotonic()
     try:
-        async with await jetstream.connect(ConnectOptions(servers=(server.url,))) as js:
+        async with await testing.connect(ConnectOptions(servers=(server.url,))) as js:
             for seed in range(FIRST_SEED, FIRST_SEED + SIZE):
                 streams = corpus.case(seed)
                 path = tmp_path / "case.yaml"

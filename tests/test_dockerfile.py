@@ -32,7 +32,7 @@ from packaging.requirements import Requirement
 
 from reconciler import jetstream
 from reconciler.model import ConnectOptions
-from tests.natsserver import NatsServer, free_port
+from reconciler.testing import NatsServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -243,7 +243,7 @@ def test_healthcheck_probes_the_port_watch_listens_on(
     import sys
     import threading
 
-    from tests.natsserver import free_port
+    from reconciler.testing import free_port
 
     class Healthz(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:

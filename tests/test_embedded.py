@@ -22,7 +22,7 @@ from reconciler.daemon import Daemon
 from reconciler.errors import EmbeddedServerError
 from reconciler.model import ConnectOptions
 from reconciler.settings import Settings
-from tests.natsserver import NatsServer, free_port, stop_process
+from reconciler.testing import NatsServer, free_port, stop_process
 from tests.repo import committed_copy
 
 

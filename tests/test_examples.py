@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from reconciler import jetstream
-from tests.natsserver import NatsServer
+from reconciler.testing import NatsServer
 
 ROOT = Path(__file__).resolve().parent.parent
 WALKTHROUGH = ROOT / "examples" / "limits_walkthrough.py"

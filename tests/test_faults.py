@@ -18,7 +18,7 @@ from reconciler.errors import ConnectionLost, PermissionDenied, SettingsError
 from reconciler.jetstream import connect, creds_problem
 from reconciler.model import ConnectOptions
 from reconciler.settings import Settings
-from tests.natsserver import NatsServer, free_port
+from reconciler.testing import NatsServer, free_port
 from tests.test_jetstream import _certificates
 from tests.test_watch import _get, running
 

@@ -14,7 +14,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from tests.natsserver import NatsServer
+from reconciler.testing import NatsServer
 from tests.test_watch import EVENTS, events_of, running, sample, settings_for, write
 
 WINDOW_S = 2.0  # the minute of the product, scaled down

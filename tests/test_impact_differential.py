@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from reconciler import jetstream
+from reconciler import testing
 from reconciler.model import (
     Action,
     ConnectOptions,
@@ -44,7 +44,7 @@ from reconciler.model import (
 )
 from reconciler.plan import canonical, stored_size
 from reconciler.reconcile import compute_plan
-from tests.natsserver import NatsServer
+from reconciler.testing import NatsServer, TestClient
 
 SECOND = 1_000_000_000
 MS = 1_000_000
@@ -158,7 +158,7 @@ def generate(seed: int) -> Scenario:
 class Budgeted:
     """Our JetStream client reading at most `budget` messages per stream when sampling."""
 
-    def __init__(self, js: jetstream.JetStream, budget: int) -> None:
+    def __init__(self, js: TestClient, budget: int) -> None:
         self._js, self._budget = js, budget
 
     def __getattr__(self, name: str) -> Any:
@@ -182,14 +182,14 @@ class Result:
 class Servers:
     def __init__(self, root: Path) -> None:
         self.servers = {s: NatsServer(root / s).start() for s in ("file", "memory")}
-        self.clients: dict[str, jetstream.JetStream] = {}
+        self.clients: dict[str, TestClient] = {}
 
-    async def connect(self, storage: str) -> jetstream.JetStream:
+    async def connect(self, storage: str) -> TestClient:
         url = self.servers[storage].url
-        self.clients[storage] = await jetstream.connect(ConnectOptions(servers=(url,)))
+        self.clients[storage] = await testing.connect(ConnectOptions(servers=(url,)))
         return self.clients[storage]
 
-    async def restart(self, storage: str) -> jetstream.JetStream:
+    async def restart(self, storage: str) -> TestClient:
         await self.clients[storage].close()
         self.servers[storage].restart()
         return await self.connect(storage)
@@ -201,7 +201,7 @@ class Servers:
             server.stop()
 
 
-async def publish(js: jetstream.JetStream, messages: list[tuple[str, int, int]]) -> None:
+async def publish(js: TestClient, messages: list[tuple[str, int, int]]) -> None:
     for subject, payload, header in messages:
         headers = {"H": "h" * header} if header else None
         await js.publish(subject, b"p" * payload, headers=headers)
@@ -275,7 +275,7 @@ async def run_one(servers: Servers, s: Scenario, old_end: int, young_start: int)
     return result
 
 
-async def added_since(js: jetstream.JetStream, name: str, last_before: int, last_after: int,
+async def added_since(js: TestClient, name: str, last_before: int, last_after: int,
                       storage: str) -> tuple[int, int]:
     """Messages the change added (delete markers) and their bytes."""
     if last_after <= last_before:

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from reconciler import jetstream
 from reconciler.apply import apply_plan
 from reconciler.model import Action, Impact, Policy, StreamSpec
 from reconciler.plan import canonical
 from reconciler.reconcile import compute_plan
+from reconciler.testing import TestClient
 
 SEED = ["events.page_loaded", "events.mouse_clicked", "events.mouse_clicked",
         "events.page_loaded", "events.mouse_clicked", "events.input_focused"]
@@ -24,14 +24,14 @@ def events(storage: str, **config: Any) -> StreamSpec:
     return StreamSpec("events", body, Policy(allow_data_loss=True))
 
 
-async def seed(js: jetstream.JetStream, storage: str, subjects: list[str] = SEED,
+async def seed(js: TestClient, storage: str, subjects: list[str] = SEED,
                **config: Any) -> None:
     await js.create_stream(canonical(events(storage, **config).config))
     for subject in subjects:
         await js.publish(subject, b"")
 
 
-async def change(js: jetstream.JetStream, spec: StreamSpec) -> tuple[Impact | None, int, int]:
+async def change(js: TestClient, spec: StreamSpec) -> tuple[Impact | None, int, int]:
     """Plan and apply `spec`; the predicted impact and the messages/bytes actually lost."""
     before = await js.stream_info("events")
     assert before is not None

@@ -22,8 +22,6 @@ from reconciler.errors import (
     RequestTimeout,
 )
 from reconciler.jetstream import (
-    JetStream,
-    connect,
     connect_failure,
     display_url,
     parse_advisory,
@@ -33,7 +31,7 @@ from reconciler.jetstream import (
     stream_state,
 )
 from reconciler.model import Advisory, ConnectOptions, LiveStream, StoredMessage, StreamState
-from tests.natsserver import NatsServer, free_port
+from reconciler.testing import NatsServer, TestClient, connect, free_port
 
 # --- pure helpers --------------------------------------------------------------------------
 
@@ -223,7 +221,7 @@ def test_split_servers_takes_comma_separated_lists() -> None:
 
 
 @pytest.fixture
-async def js(nats_server: NatsServer) -> AsyncIterator[JetStream]:
+async def js(nats_server: NatsServer) -> AsyncIterator[TestClient]:
     conn = await connect(ConnectOptions(servers=(nats_server.url,)))
     try:
         yield conn
@@ -240,7 +238,7 @@ def running(store: Path, *args: str, jetstream: bool = True) -> Iterator[NatsSer
         server.stop()
 
 
-async def test_list_streams_returns_every_page_with_raw_configs(js: JetStream) -> None:
+async def test_list_streams_returns_every_page_with_raw_configs(js: TestClient) -> None:
     gate = asyncio.Semaphore(32)
 
     async def create(i: int) -> None:
@@ -259,11 +257,11 @@ async def test_list_streams_returns_every_page_with_raw_configs(js: JetStream) -
     assert all(isinstance(s, LiveStream) for s in streams)
 
 
-async def test_list_streams_of_an_empty_server(js: JetStream) -> None:
+async def test_list_streams_of_an_empty_server(js: TestClient) -> None:
     assert (await js.list_streams()).streams == ()
 
 
-async def test_create_update_info_delete(js: JetStream) -> None:
+async def test_create_update_info_delete(js: TestClient) -> None:
     created = await js.create_stream(
         {"name": "events", "subjects": ["events.*"], "storage": "file", "description": "a"}
     )
@@ -293,7 +291,7 @@ async def test_create_update_info_delete(js: JetStream) -> None:
     assert (caught.value.code, caught.value.err_code) == (404, 10059)
 
 
-async def test_create_is_pedantic(js: JetStream) -> None:
+async def test_create_is_pedantic(js: TestClient) -> None:
     # max_age below the default duplicate window: the server would lower the window itself
     with pytest.raises(ApiError) as caught:
         await js.create_stream({"name": "p", "storage": "memory", "max_age": 60_000_000_000,
@@ -302,7 +300,7 @@ async def test_create_is_pedantic(js: JetStream) -> None:
     assert caught.value.stream == "p"
 
 
-async def test_update_of_an_immutable_field_is_an_api_error(js: JetStream) -> None:
+async def test_update_of_an_immutable_field_is_an_api_error(js: TestClient) -> None:
     await js.create_stream({"name": "events", "storage": "file"})
     with pytest.raises(ApiError) as caught:
         await js.update_stream({"name": "events", "storage": "memory"})
@@ -315,7 +313,7 @@ async def test_update_of_an_immutable_field_is_an_api_error(js: JetStream) -> No
     )
 
 
-async def test_overlapping_subjects_are_an_api_error(js: JetStream) -> None:
+async def test_overlapping_subjects_are_an_api_error(js: TestClient) -> None:
     await js.create_stream({"name": "a", "subjects": ["events.>"], "storage": "memory"})
     with pytest.raises(ApiError) as caught:
         await js.create_stream({"name": "b", "subjects": ["events.x"], "storage": "memory"})
@@ -323,13 +321,13 @@ async def test_overlapping_subjects_are_an_api_error(js: JetStream) -> None:
     assert "subjects overlap" in caught.value.description
 
 
-async def test_unknown_field_is_an_api_error(js: JetStream) -> None:
+async def test_unknown_field_is_an_api_error(js: TestClient) -> None:
     with pytest.raises(ApiError) as caught:
         await js.create_stream({"name": "a", "bogus": 1})
     assert (caught.value.code, caught.value.err_code) == (400, 10025)
 
 
-async def test_stream_info_of_a_missing_stream_is_none(js: JetStream) -> None:
+async def test_stream_info_of_a_missing_stream_is_none(js: TestClient) -> None:
     assert await js.stream_info("nope") is None
 
 
@@ -346,14 +344,14 @@ async def test_a_name_with_a_dot_times_out_with_a_hint(nats_server: NatsServer) 
     )
 
 
-async def _seed(js: JetStream, storage: str = "file") -> None:
+async def _seed(js: TestClient, storage: str = "file") -> None:
     await js.create_stream({"name": "events", "subjects": ["events.>"], "storage": storage})
     for subject in ["page_loaded", "mouse_clicked", "mouse_clicked", "page_loaded",
                     "mouse_clicked", "input_focused"]:  # fmt: skip
         await js.publish(f"events.{subject}")
 
 
-async def test_read_messages_oldest_first_with_sizes(js: JetStream) -> None:
+async def test_read_messages_oldest_first_with_sizes(js: TestClient) -> None:
     await js.create_stream({"name": "events", "subjects": ["events.>"], "storage": "memory"})
     assert await js.publish("events.a", b"12345") == 1
     assert await js.publish("events.b", b"", headers={"k": "v"}) == 2
@@ -369,7 +367,7 @@ async def test_read_messages_oldest_first_with_sizes(js: JetStream) -> None:
     assert await js.read_messages("events", 4, 10) == []
 
 
-async def test_read_messages_skips_deleted_ones(js: JetStream) -> None:
+async def test_read_messages_skips_deleted_ones(js: TestClient) -> None:
     await js.create_stream({"name": "events", "subjects": ["events.>"], "storage": "memory"})
     for i in range(60):
         await js.publish(f"events.{i % 7}", b"x" * i)
@@ -389,7 +387,7 @@ async def test_read_messages_skips_deleted_ones(js: JetStream) -> None:
     assert [m.seq for m in await js.read_messages("events", 3, 5)] == expected[2:7]
 
 
-async def test_sample_messages_whole_and_within_budget(js: JetStream) -> None:
+async def test_sample_messages_whole_and_within_budget(js: TestClient) -> None:
     await _seed(js)
     live = await js.stream_info("events")
     assert live is not None and live.state.bytes == 296
@@ -413,7 +411,7 @@ async def test_sample_messages_whole_and_within_budget(js: JetStream) -> None:
     assert [m.seq for m in part.messages] == [1, 2, 3, 4]
 
 
-async def test_sample_messages_stops_at_the_state_it_was_given(js: JetStream) -> None:
+async def test_sample_messages_stops_at_the_state_it_was_given(js: TestClient) -> None:
     await _seed(js, "memory")
     live = await js.stream_info("events")
     assert live is not None
@@ -422,13 +420,13 @@ async def test_sample_messages_stops_at_the_state_it_was_given(js: JetStream) ->
     assert sample.complete and [m.seq for m in sample.messages] == [1, 2, 3, 4, 5, 6]
 
 
-async def test_sample_of_an_empty_stream(js: JetStream) -> None:
+async def test_sample_of_an_empty_stream(js: TestClient) -> None:
     live = await js.create_stream({"name": "empty", "storage": "memory"})
     sample = await js.sample_messages(live, subject_counts=True)
     assert sample.complete and sample.messages == () and sample.subject_counts == {}
 
 
-async def test_subject_counts_with_a_filter(js: JetStream) -> None:
+async def test_subject_counts_with_a_filter(js: TestClient) -> None:
     await _seed(js, "memory")
     assert await js.subject_counts("events", "events.page_loaded") == {"events.page_loaded": 2}
     with pytest.raises(ApiError) as caught:
@@ -436,7 +434,7 @@ async def test_subject_counts_with_a_filter(js: JetStream) -> None:
     assert caught.value.err_code == 10059
 
 
-async def test_publish_without_a_stream(js: JetStream) -> None:
+async def test_publish_without_a_stream(js: TestClient) -> None:
     with pytest.raises(JetStreamError) as caught:
         await js.publish("nobody.listens")
     assert str(caught.value) == (
@@ -644,7 +642,7 @@ async def test_tls_with_a_ca(tmp_path: Path) -> None:
 # --- advisories ----------------------------------------------------------------------------
 
 
-async def test_advisories_name_the_actor_and_tell_our_own(js: JetStream) -> None:
+async def test_advisories_name_the_actor_and_tell_our_own(js: TestClient) -> None:
     received: list[Advisory] = []
     arrived = asyncio.Event()
 
@@ -698,7 +696,7 @@ async def test_advisories_name_the_actor_and_tell_our_own(js: JetStream) -> None
     assert received == []
 
 
-async def test_a_failing_advisory_handler_does_not_end_the_watch(js: JetStream) -> None:
+async def test_a_failing_advisory_handler_does_not_end_the_watch(js: TestClient) -> None:
     calls: list[Advisory] = []
     second = asyncio.Event()
 

@@ -23,7 +23,7 @@ from typing import Any
 import nats
 import pytest
 
-from tests.natsserver import NatsServer, free_port, stop_process
+from reconciler.testing import NatsServer, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 TTL = "3s"

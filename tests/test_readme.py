@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.natsserver import free_port, stop_process
+from reconciler.testing import free_port, stop_process
 from tests.repo import committed_copy
 
 ROOT = Path(__file__).resolve().parent.parent

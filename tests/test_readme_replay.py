@@ -57,7 +57,7 @@ from typing import Any
 
 import pytest
 
-from tests.natsserver import free_port
+from reconciler.testing import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -36,7 +36,7 @@ import pytest
 import structlog
 
 from reconciler.cli import main
-from tests.natsserver import NatsServer, free_port, stop_process
+from reconciler.testing import NatsServer, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = "name: events\nsubjects: ['events.*']\nmax_msgs: 10\n"

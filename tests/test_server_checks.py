@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import structlog
 
-from reconciler import jetstream
+from reconciler import testing
 from reconciler.cli import main
 from reconciler.errors import ApiError
 from reconciler.model import (
@@ -30,7 +30,7 @@ from reconciler.model import (
     Topology,
 )
 from reconciler.plan import build_plan, server_blockers, with_server_checks
-from tests.natsserver import NatsCluster, NatsServer
+from reconciler.testing import NatsCluster, NatsServer
 
 SINGLE = Topology(None, 1)
 THREE = Topology("c", 3)
@@ -158,14 +158,14 @@ def write(tmp_path: Path, text: str) -> str:
 
 
 async def _create(url: str, *configs: dict[str, Any]) -> None:
-    async with await jetstream.connect(ConnectOptions(servers=(url,))) as js:
+    async with await testing.connect(ConnectOptions(servers=(url,))) as js:
         for config in configs:
             await js.create_stream(config)
 
 
 async def _refused(url: str, config: dict[str, Any]) -> int:
     """The server's error code for creating `config` (the request the plan blocks)."""
-    async with await jetstream.connect(ConnectOptions(servers=(url,))) as js:
+    async with await testing.connect(ConnectOptions(servers=(url,))) as js:
         try:
             await js.create_stream(config)
         except ApiError as exc:
@@ -175,7 +175,7 @@ async def _refused(url: str, config: dict[str, Any]) -> int:
 
 
 async def _names(url: str) -> set[str]:
-    async with await jetstream.connect(ConnectOptions(servers=(url,))) as js:
+    async with await testing.connect(ConnectOptions(servers=(url,))) as js:
         return {s.name for s in (await js.list_streams()).streams}
 
 

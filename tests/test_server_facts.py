@@ -16,7 +16,7 @@ import nats
 import pytest
 from nats.aio.client import Client
 
-from tests.natsserver import NatsServer
+from reconciler.testing import NatsServer
 
 SECOND = 1_000_000_000
 MINUTE = 60 * SECOND

@@ -25,7 +25,7 @@ from reconciler import jetstream
 from reconciler.daemon import Daemon
 from reconciler.model import ConnectOptions
 from reconciler.settings import Settings
-from tests.natsserver import NatsServer, free_port
+from reconciler.testing import NatsServer, free_port
 
 EVENTS = """\
 name: events

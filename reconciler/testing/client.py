@@ -1,0 +1,42 @@
+"""`TestClient`: `JetStream` with what only tests, benchmarks and examples do to a server
+(publish, read stored messages back, delete a stream). The reconciler itself never deletes
+a stream nor publishes outside its lease."""
+
+from __future__ import annotations
+
+from reconciler.jetstream import JetStream, connect_as
+from reconciler.jetstream.connection import Callback
+from reconciler.jetstream.wire import API
+from reconciler.model import ConnectOptions, StoredMessage
+
+
+class TestClient(JetStream):
+    """A `JetStream` connection that can also publish, read and delete."""
+
+    __test__ = False  # not a pytest test class
+
+    async def publish(
+        self, subject: str, payload: bytes = b"", headers: dict[str, str] | None = None
+    ) -> int:
+        """Publish to a stream and wait for its acknowledgement; the stored sequence."""
+        return await self._publish(subject, payload, headers)
+
+    async def read_messages(self, name: str, start_seq: int, limit: int) -> list[StoredMessage]:
+        """Up to `limit` stored messages from `start_seq` on, oldest first."""
+        messages, _ = await self._read(name, start_seq, limit)
+        return messages
+
+    async def delete_stream(self, name: str) -> None:
+        await self._request(f"{API}.STREAM.DELETE.{name}", stream=name)
+
+
+async def connect(
+    opts: ConnectOptions,
+    *,
+    reconnect: bool = False,
+    on_disconnected: Callback | None = None,
+    on_reconnected: Callback | None = None,
+) -> TestClient:
+    """`reconciler.jetstream.connect`, returning a `TestClient`."""
+    return await connect_as(TestClient, opts, reconnect=reconnect,
+                            on_disconnected=on_disconnected, on_reconnected=on_reconnected)
