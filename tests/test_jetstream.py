@@ -13,6 +13,7 @@ from typing import Any
 
 import nats
 import pytest
+from structlog.testing import capture_logs
 
 from reconciler.errors import (
     ApiError,
@@ -22,6 +23,7 @@ from reconciler.errors import (
     RequestTimeout,
 )
 from reconciler.jetstream import (
+    JetStream,
     connect_failure,
     display_url,
     parse_advisory,
@@ -707,9 +709,21 @@ async def test_a_failing_advisory_handler_does_not_end_the_watch(js: TestClient)
         second.set()
 
     watch = await js.watch_advisories(handler)
-    try:
-        await js.create_stream({"name": "a", "storage": "memory"})
-        await asyncio.wait_for(second.wait(), 5)
-    finally:
-        await watch.unsubscribe()
+    with capture_logs() as logs:
+        try:
+            await js.create_stream({"name": "a", "storage": "memory"})
+            await asyncio.wait_for(second.wait(), 5)
+        finally:
+            await watch.unsubscribe()
     assert len(calls) >= 2
+    failed = [e for e in logs if e["event"] == "advisory_handler_failed"]
+    assert failed[0]["subject"].startswith("$JS.EVENT.ADVISORY.")
+    assert failed[0]["log_level"] == "error" and failed[0]["exc_info"] is True
+
+
+def test_the_production_client_neither_publishes_nor_deletes() -> None:
+    """Deleting streams, reading messages back and publishing are for tests, bench and
+    examples: `reconciler.testing.TestClient`. The lease's writes are `kv_put`."""
+    for name in ("delete_stream", "read_messages", "publish"):
+        assert not hasattr(JetStream, name), name
+        assert callable(getattr(TestClient, name))
