@@ -27,6 +27,8 @@ and every nats-py or asyncio error is translated here into our tree (`reconciler
     protocol.py    what the rest of the reconciler needs of it, for fakes
 """
 
+from typing import TYPE_CHECKING
+
 from reconciler.jetstream.advisories import AdvisoryWatch
 from reconciler.jetstream.client import JetStream
 from reconciler.jetstream.connection import connect, connect_as
@@ -50,6 +52,13 @@ from reconciler.jetstream.wire import (
     stream_state,
 )
 from reconciler.urls import display_url, split_servers
+
+if TYPE_CHECKING:
+
+    def _implements(js: JetStream) -> Adapter:
+        """mypy checks here that `JetStream` implements the whole protocol."""
+        return js
+
 
 __all__ = [
     "ADVISORY_SUBJECTS",
