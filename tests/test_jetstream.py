@@ -6,7 +6,7 @@ import asyncio
 import json
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -220,15 +220,6 @@ def test_split_servers_takes_comma_separated_lists() -> None:
 
 
 # --- against a real server -----------------------------------------------------------------
-
-
-@pytest.fixture
-async def js(nats_server: NatsServer) -> AsyncIterator[TestClient]:
-    conn = await connect(ConnectOptions(servers=(nats_server.url,)))
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 @contextmanager
