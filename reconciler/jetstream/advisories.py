@@ -16,13 +16,14 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from structlog.typing import FilteringBoundLogger
 
 from reconciler.errors import JetStreamError
 from reconciler.jetstream.transport import connect_reason
 from reconciler.jetstream.wire import ADVISORY_SUBJECTS, parse_advisory
 from reconciler.model import Advisory
 
-log: structlog.typing.FilteringBoundLogger = structlog.get_logger("reconciler.jetstream")
+log: FilteringBoundLogger = structlog.get_logger("reconciler.jetstream")
 
 AdvisoryHandler = Callable[[Advisory], Awaitable[None]]
 #: who we are, asked at each advisory (the client id changes on reconnect): id and name

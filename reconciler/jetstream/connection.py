@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import structlog
 from nats.aio.client import Client
+from structlog.typing import FilteringBoundLogger
 
 from reconciler.errors import ConnectFailed
 from reconciler.jetstream.client import JetStream
@@ -24,7 +25,7 @@ from reconciler.jetstream.transport import (
 from reconciler.model import ConnectOptions
 from reconciler.urls import display_url, split_servers
 
-log: structlog.typing.FilteringBoundLogger = structlog.get_logger("reconciler.jetstream")
+log: FilteringBoundLogger = structlog.get_logger("reconciler.jetstream")
 
 Callback = Callable[[], Awaitable[None]]
 ClientT = TypeVar("ClientT", bound=JetStream)
