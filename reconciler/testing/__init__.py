@@ -9,10 +9,20 @@
 Nothing in the reconciler itself imports this package.
 """
 
+from typing import TYPE_CHECKING
+
 from reconciler.natsserver import NatsCluster, NatsServer, free_port, server_info, stop_process
 from reconciler.natsserver import find_binary as server_binary
 from reconciler.testing.client import TestClient, connect
 from reconciler.testing.fake import FakeJetStream
+
+if TYPE_CHECKING:
+    from reconciler.jetstream.protocol import Adapter
+
+    def _implements(js: FakeJetStream) -> Adapter:
+        """mypy checks here that the fake implements the adapter's whole protocol."""
+        return js
+
 
 __all__ = [
     "FakeJetStream",
