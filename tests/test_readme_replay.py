@@ -506,7 +506,7 @@ def plan_json(replay: Replay, block: Block) -> None:
     """"For `events` holding the walkthrough's six messages, with `max_age: 100ms`
     uncommented, `plan --output json ...` prints": that command, on the scratch server whose
     `events` the first session made."""
-    from reconciler import jetstream
+    from reconciler import testing
     from reconciler.model import ConnectOptions
 
     url = f"nats://127.0.0.1:{replay.ports[SCRATCH_PORT]}"
@@ -515,7 +515,7 @@ def plan_json(replay: Replay, block: Block) -> None:
     subjects = json.loads(seed.replace("\n", " "))
 
     async def publish() -> None:
-        async with await jetstream.connect(ConnectOptions(servers=(url,))) as js:
+        async with await testing.connect(ConnectOptions(servers=(url,))) as js:
             for subject in subjects:
                 await js.publish(subject, b"")
 
