@@ -178,89 +178,25 @@ async def reconcile(
     `plan` is the plan of `specs` when the caller has computed it already (watch mode looks
     it over first), `read_at` the ledger's position just before its live configs were read,
     and `started` the `time.monotonic()` at which the pass began."""
-    sources = sources or {}
     ledger = ledger if ledger is not None else Ledger()
-    holds = holds or {}
-    reconcile_id = reconcile_id or new_reconcile_id()
     started = time.monotonic() if started is None else started
-    rlog = log.bind(reconcile_id=reconcile_id)
-    drifts: list[Drift] = []
+    one = _Pass(js, specs, ledger, reconcile_id or new_reconcile_id(), sources or {},
+                holds or {}, allow_data_loss=allow_data_loss, concurrency=concurrency,
+                actor_grace_s=actor_grace_s)
     if plan is None:
         read_at = ledger.position()
         plan = await compute_plan(
-            js, specs, allow_data_loss=allow_data_loss, concurrency=concurrency, holds=holds
+            js, specs, allow_data_loss=allow_data_loss, concurrency=concurrency, holds=one.holds
         )
-    position = ledger.position() if read_at is None else read_at
-    for degraded in plan.degraded:
-        rlog.warning("stream_unreadable", stream=degraded.name, managed=degraded.managed,
-                     error=degraded.reason)
-
-    def overwritten(name: str, settled: Settled) -> None:
-        for actor, lost in settled.overwritten:
-            drifts.append(_log_drift(rlog, name, "update", lost, "server", actor,
-                                     overwritten=True))
-
-    news: list[tuple[StreamPlan, str | None]] = []
-    for stream in plan.streams:
-        settled = ledger.settle(stream.name, position, stream.basis)
-        overwritten(stream.name, settled)
-        if ledger.first_report(stream.name, stream.changes):
-            news.append((stream, _who(settled.actors)))
-    # a change on the server read before its advisory came: wait a moment for the name
-    # (all at once); a manifest change has no one to wait for
-    named = await asyncio.gather(*(
-        _await_actor(ledger, s.name, s.basis, actor_grace_s)
-        if actor is None and s.basis is not None and sources.get(s.name) == "server"
-        else _known(actor)
-        for s, actor in news))
-    for (stream, _), actor in zip(news, named, strict=True):
-        drifts.append(_log_drift(rlog, stream.name, str(stream.action), stream.changes,
-                                 sources.get(stream.name), actor, missing=stream.missing))
-
-    specs_by_name = {s.name: s for s in specs}
-    bases: dict[str, tuple[LiveStream, int]] = {}
-    gate = asyncio.Semaphore(max(1, concurrency))
-
-    async def recheck(stream: StreamPlan) -> StreamPlan:
-        """Read the stream again just before its update; plan again if it moved."""
-        assert stream.basis is not None
-        at = ledger.position()
-        current = await js.stream_info(stream.name)
-        inputs = prepare(specs_by_name[stream.name], current)
-        if inputs.current is not None and inputs.current == canonical(stream.basis):
-            assert current is not None
-            overwritten(stream.name, ledger.settle(stream.name, at, current.config))
-            bases[stream.name] = (current, at)
-            return stream
-        sample = await _sample(js, inputs, gate)
-        again = inputs.plan(sample, allow_data_loss=allow_data_loss,
-                            hold=holds.get(stream.name))
-        settled = ledger.settle(stream.name, at, current.config if current else None)
-        overwritten(stream.name, settled)
-        moved = tuple(c for c in again.changes if c not in stream.changes)
-        if ledger.first_report(stream.name, again.changes) and (moved or again.missing):
-            actor = _who(settled.actors)
-            if actor is None and current is not None:
-                actor = await _await_actor(ledger, stream.name, current.config, actor_grace_s)
-            drifts.append(_log_drift(rlog, stream.name, str(again.action), moved, "server",
-                                     actor, missing=again.missing))
-        if current is not None:
-            bases[stream.name] = (current, at)
-        return again
-
+    await one.account(plan, ledger.position() if read_at is None else read_at)
     outcomes: tuple[Outcome, ...] = ()
     if apply:
         if before_apply is not None:
             before_apply(plan)
-        outcomes = await apply_plan(js, plan, concurrency=concurrency, logger=rlog,
-                                    recheck=recheck)
-        plan = replace(plan, streams=tuple(o.plan for o in outcomes))
-        for outcome in outcomes:
-            if outcome.status is Status.UPDATED and outcome.name in bases:
-                basis, at = bases[outcome.name]
-                ledger.wrote(outcome.name, basis.config, at)
-    result = Result(reconcile_id, plan, outcomes, time.monotonic() - started, tuple(drifts))
-    rlog.info(
+        plan, outcomes = await one.apply(plan)
+    result = Result(one.reconcile_id, plan, outcomes, time.monotonic() - started,
+                    tuple(one.drifts))
+    one.log.info(
         "reconcile_finished",
         trigger=trigger,
         streams=len(plan.streams),
@@ -270,6 +206,100 @@ async def reconcile(
         duration_ms=round(result.duration_s * 1000, 1),
     )
     return result
+
+
+class _Pass:
+    """The state of one `reconcile` call: the drifts it logs and the live configs its
+    updates were based on (for the ledger)."""
+
+    def __init__(self, js: JetStreamAPI, specs: Sequence[StreamSpec], ledger: Ledger,
+                 reconcile_id: str, sources: Mapping[str, str], holds: Mapping[str, str], *,
+                 allow_data_loss: bool, concurrency: int, actor_grace_s: float) -> None:
+        self.js = js
+        self.specs = {s.name: s for s in specs}
+        self.ledger = ledger
+        self.reconcile_id = reconcile_id
+        self.log = log.bind(reconcile_id=reconcile_id)
+        self.sources = sources
+        self.holds = holds
+        self.allow_data_loss = allow_data_loss
+        self.concurrency = concurrency
+        self.actor_grace_s = actor_grace_s
+        self.gate = asyncio.Semaphore(max(1, concurrency))
+        self.drifts: list[Drift] = []
+        self.bases: dict[str, tuple[LiveStream, int]] = {}
+
+    async def account(self, plan: Plan, position: int) -> None:
+        """Log what is unreadable, what an update of ours overwrote, and each new drift."""
+        for degraded in plan.degraded:
+            self.log.warning("stream_unreadable", stream=degraded.name,
+                             managed=degraded.managed, error=degraded.reason)
+        news: list[tuple[StreamPlan, str | None]] = []
+        for stream in plan.streams:
+            settled = self.ledger.settle(stream.name, position, stream.basis)
+            self.overwritten(stream.name, settled)
+            if self.ledger.first_report(stream.name, stream.changes):
+                news.append((stream, _who(settled.actors)))
+        # a change on the server read before its advisory came: wait a moment for the name
+        # (all at once); a manifest change has no one to wait for
+        named = await asyncio.gather(*(
+            _await_actor(self.ledger, s.name, s.basis, self.actor_grace_s)
+            if actor is None and s.basis is not None and self.sources.get(s.name) == "server"
+            else _known(actor)
+            for s, actor in news))
+        for (stream, _), actor in zip(news, named, strict=True):
+            self.drift(stream.name, str(stream.action), stream.changes,
+                       self.sources.get(stream.name), actor, missing=stream.missing)
+
+    def overwritten(self, name: str, settled: Settled) -> None:
+        for actor, lost in settled.overwritten:
+            self.drift(name, "update", lost, "server", actor, overwritten=True)
+
+    def drift(self, stream: str, action: str, changes: Sequence[FieldChange],
+              source: str | None, actor: str | None, *, missing: bool = False,
+              overwritten: bool = False) -> None:
+        self.log.info("drift_detected", stream=stream, action=action, source=source,
+                      actor=actor, missing=missing, overwritten=overwritten,
+                      changes=[] if missing else changes_document(changes))
+        self.drifts.append(
+            Drift(stream, tuple(c.path for c in changes), source, actor, overwritten))
+
+    async def apply(self, plan: Plan) -> tuple[Plan, tuple[Outcome, ...]]:
+        outcomes = await apply_plan(self.js, plan, concurrency=self.concurrency,
+                                    logger=self.log, recheck=self.recheck)
+        for outcome in outcomes:
+            if outcome.status is Status.UPDATED and outcome.name in self.bases:
+                basis, at = self.bases[outcome.name]
+                self.ledger.wrote(outcome.name, basis.config, at)
+        return replace(plan, streams=tuple(o.plan for o in outcomes)), outcomes
+
+    async def recheck(self, stream: StreamPlan) -> StreamPlan:
+        """Read the stream again just before its update; plan again if it moved."""
+        assert stream.basis is not None
+        at = self.ledger.position()
+        current = await self.js.stream_info(stream.name)
+        inputs = prepare(self.specs[stream.name], current)
+        if inputs.current is not None and inputs.current == canonical(stream.basis):
+            assert current is not None
+            self.overwritten(stream.name, self.ledger.settle(stream.name, at, current.config))
+            self.bases[stream.name] = (current, at)
+            return stream
+        sample = await _sample(self.js, inputs, self.gate)
+        again = inputs.plan(sample, allow_data_loss=self.allow_data_loss,
+                            hold=self.holds.get(stream.name))
+        settled = self.ledger.settle(stream.name, at, current.config if current else None)
+        self.overwritten(stream.name, settled)
+        moved = tuple(c for c in again.changes if c not in stream.changes)
+        if self.ledger.first_report(stream.name, again.changes) and (moved or again.missing):
+            actor = _who(settled.actors)
+            if actor is None and current is not None:
+                actor = await _await_actor(self.ledger, stream.name, current.config,
+                                           self.actor_grace_s)
+            self.drift(stream.name, str(again.action), moved, "server", actor,
+                       missing=again.missing)
+        if current is not None:
+            self.bases[stream.name] = (current, at)
+        return again
 
 
 async def _sample(
@@ -302,20 +332,3 @@ async def _known(actor: str | None) -> str | None:
 
 def _who(actors: Sequence[str]) -> str | None:
     return ", ".join(actors) or None
-
-
-def _log_drift(
-    rlog: FilteringBoundLogger, stream: str, action: str, changes: Sequence[FieldChange],
-    source: str | None, actor: str | None, *, missing: bool = False, overwritten: bool = False,
-) -> Drift:
-    rlog.info(
-        "drift_detected",
-        stream=stream,
-        action=action,
-        source=source,
-        actor=actor,
-        missing=missing,
-        overwritten=overwritten,
-        changes=[] if missing else changes_document(changes),
-    )
-    return Drift(stream, tuple(c.path for c in changes), source, actor, overwritten)
