@@ -103,17 +103,7 @@ def parse_duration(value: object) -> int:
     if text.startswith("-"):
         raise UnitError(f"'{text}' is negative", _DURATION_HINT)
 
-    parts: list[tuple[str, str, str]] = []
-    pos = 0
-    while pos < len(text):
-        match = _DURATION_PART.match(text, pos)
-        assert match is not None  # the pattern matches the empty string
-        whole, frac, unit = match.group(1), match.group(2) or "", match.group(3)
-        if not whole and not frac:
-            raise UnitError(f"'{text}' is not a duration", _DURATION_HINT)
-        parts.append((whole, frac, unit.strip()))
-        pos = match.end()
-
+    parts = _duration_parts(text)
     for index, (whole, frac, unit) in enumerate(parts):
         if unit:
             continue
@@ -131,18 +121,7 @@ def parse_duration(value: object) -> int:
     if unknown:
         raise _unknown_duration_unit(text, unknown[0], parts)
 
-    # exact: sum of whole * unit + frac * unit / 10**len(frac), in integers
-    numerator = 0
-    denominator = 1
-    for whole, frac, unit in parts:
-        scale = 10 ** len(frac)
-        value_scaled = int(whole or "0") * scale + int(frac or "0")
-        # bring to a common denominator (powers of ten, so the larger one)
-        if scale > denominator:
-            numerator *= scale // denominator
-            denominator = scale
-        numerator += value_scaled * _NS_PER[unit] * (denominator // scale)
-    ns, remainder = divmod(numerator, denominator)
+    ns, remainder = _exact_ns(parts)
     if remainder:
         raise UnitError(
             f"'{text}' is not a whole number of nanoseconds",
@@ -154,6 +133,37 @@ def parse_duration(value: object) -> int:
             "write a shorter duration",
         )
     return ns
+
+
+def _duration_parts(text: str) -> list[tuple[str, str, str]]:
+    """`1h30.5m` as [("1", "", "h"), ("30", "5", "m")]: whole digits, fraction, unit."""
+    parts: list[tuple[str, str, str]] = []
+    pos = 0
+    while pos < len(text):
+        match = _DURATION_PART.match(text, pos)
+        assert match is not None  # the pattern matches the empty string
+        whole, frac, unit = match.group(1), match.group(2) or "", match.group(3)
+        if not whole and not frac:
+            raise UnitError(f"'{text}' is not a duration", _DURATION_HINT)
+        parts.append((whole, frac, unit.strip()))
+        pos = match.end()
+    return parts
+
+
+def _exact_ns(parts: list[tuple[str, str, str]]) -> tuple[int, int]:
+    """Whole nanoseconds and the remainder (in units of the largest fraction's scale):
+    the sum of whole * unit + frac * unit / 10**len(frac), in integers."""
+    numerator = 0
+    denominator = 1
+    for whole, frac, unit in parts:
+        scale = 10 ** len(frac)
+        value_scaled = int(whole or "0") * scale + int(frac or "0")
+        # bring to a common denominator (powers of ten, so the larger one)
+        if scale > denominator:
+            numerator *= scale // denominator
+            denominator = scale
+        numerator += value_scaled * _NS_PER[unit] * (denominator // scale)
+    return divmod(numerator, denominator)
 
 
 def _no_unit(text: str, whole: int | None) -> UnitError:
