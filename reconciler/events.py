@@ -139,7 +139,7 @@ EVENTS: tuple[Event, ...] = (
     Event("advisory", "debug", (
         _k("kind", "api, stream"), _k("stream"), _k("actor"))),
     Event("files_changed", "debug", (_k("files", "the first 20"),)),
-    # the lease (lease.py)
+    # the lease (lease/)
     Event("leader_elected", "info", (
         _k("lease"), _k("holder", "host or pod name/pid"), _k("this_process"),
         _k("identity", "of the process saying it")), "debug for a one-off `apply`"),
