@@ -26,11 +26,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import reconciler
 from reconciler import testing
-from reconciler.manifest import load_or_raise
-from reconciler.model import ConnectOptions
-from reconciler.reconcile import compute_plan, reconcile
-from reconciler.report import render_text
+from reconciler.reconcile import reconcile
+from reconciler.report import show_value
 from reconciler.testing import NatsServer, TestClient, free_port
 
 MANIFEST = """\
@@ -48,20 +47,20 @@ async def show(js: TestClient, step: str) -> None:
     assert info is not None
     c, s = info.config, info.state
     print(f"[{step}] messages={s.messages} bytes={s.bytes} "
-          f"max_msgs={c['max_msgs']} max_bytes={c['max_bytes']} max_age={c['max_age']}ns")
+          + " ".join(f"{k}={show_value(k, c[k])}" for k in ("max_msgs", "max_bytes", "max_age")))
 
 
 async def edit(js: TestClient, manifest: Path, limits: str, step: str) -> None:
     manifest.write_text(MANIFEST.format(limits=limits))
-    specs = load_or_raise([manifest])
+    specs = reconciler.load_or_raise([manifest])
     print(f"\n--- {step}: {limits.strip().replace(chr(10), ', ')}")
-    print(render_text(await compute_plan(js, specs)), end="")
+    print(reconciler.render_text(await reconciler.compute_plan(js, specs)), end="")
     await reconcile(js, specs)
     await show(js, step)
 
 
 async def main(server: str) -> None:
-    js = await testing.connect(ConnectOptions(servers=(server,)))
+    js = await testing.connect(reconciler.ConnectOptions(servers=(server,)))
     try:
         with tempfile.TemporaryDirectory() as tmp:
             manifest = Path(tmp) / "events.yaml"
@@ -105,6 +104,7 @@ if __name__ == "__main__":
                         help="use this server instead of starting one (nothing else may "
                              "manage a stream named `events` there)")
     server = parser.parse_args().server
+    reconciler.setup_logging("console")  # the product's events, as `watch` prints them
     if server:
         asyncio.run(main(server))
     else:

@@ -18,16 +18,16 @@ def check_walkthrough_output(stdout: str) -> None:
     # right after the update the server may not have run its age timer yet
     allowed = states.pop(5)
     assert allowed in (
-        "[max_age allowed] messages=0 bytes=0 max_msgs=10 max_bytes=300 max_age=100000000ns",
-        "[max_age allowed] messages=6 bytes=296 max_msgs=10 max_bytes=300 max_age=100000000ns",
+        "[max_age allowed] messages=0 bytes=0 max_msgs=10 max_bytes=300B max_age=100ms",
+        "[max_age allowed] messages=6 bytes=296 max_msgs=10 max_bytes=300B max_age=100ms",
     )
     assert states == [
-        "[create] messages=0 bytes=0 max_msgs=-1 max_bytes=-1 max_age=0ns",
-        "[published 6] messages=6 bytes=296 max_msgs=-1 max_bytes=-1 max_age=0ns",
-        "[max_msgs] messages=6 bytes=296 max_msgs=10 max_bytes=-1 max_age=0ns",
-        "[max_bytes] messages=6 bytes=296 max_msgs=10 max_bytes=300 max_age=0ns",
-        "[max_age] messages=6 bytes=296 max_msgs=10 max_bytes=300 max_age=0ns",
-        "[expired] messages=0 bytes=0 max_msgs=10 max_bytes=300 max_age=100000000ns",
+        "[create] messages=0 bytes=0 max_msgs=unlimited max_bytes=unlimited max_age=0",
+        "[published 6] messages=6 bytes=296 max_msgs=unlimited max_bytes=unlimited max_age=0",
+        "[max_msgs] messages=6 bytes=296 max_msgs=10 max_bytes=unlimited max_age=0",
+        "[max_bytes] messages=6 bytes=296 max_msgs=10 max_bytes=300B max_age=0",
+        "[max_age] messages=6 bytes=296 max_msgs=10 max_bytes=300B max_age=0",
+        "[expired] messages=0 bytes=0 max_msgs=10 max_bytes=300B max_age=100ms",
     ]
     assert ("blocked: max_age would discard 6 messages (296 bytes); set "
             "reconcile.allow_data_loss: true") in stdout

@@ -429,7 +429,7 @@ class Replay:
         assert own[0] != f"nats://127.0.0.1:{self.ports[MAKE_RUN_PORT]}"
         assert not pid_alive(int(own[1]))
         assert "[published 6] messages=6 " in stdout
-        assert "max_msgs=10 max_bytes=300 max_age=100000000ns" in stdout
+        assert "max_msgs=10 max_bytes=300B max_age=100ms" in stdout
         assert "blocked: max_age would discard 6 messages" in stdout
         assert "allow_data_loss: true" in stdout
         assert self.make_run is not None

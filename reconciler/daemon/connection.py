@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
 from reconciler.errors import ConnectFailed
-from reconciler.lease import LeaseStore
-from reconciler.model import Advisory, ConnectOptions
-from reconciler.reconcile import JetStreamAPI
+from reconciler.jetstream.protocol import Adapter
+from reconciler.model import ConnectOptions
 from reconciler.redact import redact_servers
 
 log: structlog.typing.FilteringBoundLogger = structlog.get_logger("reconciler.daemon")
@@ -24,12 +23,8 @@ CONNECT_FIRST_WAIT_S = 0.25
 CONNECT_MAX_WAIT_S = 30.0
 
 
-class Connection(JetStreamAPI, LeaseStore, Protocol):
-    """The part of `jetstream.JetStream` watch mode uses (`testing.FakeJetStream` has it too)."""
-
-    async def watch_advisories(self, handler: Callable[[Advisory], Awaitable[None]]) -> Any: ...
-
-    async def close(self) -> None: ...
+#: what watch mode holds of one connection (`jetstream.JetStream`; `testing.FakeJetStream`)
+Connection = Adapter
 
 
 class Connect(Protocol):
