@@ -1,8 +1,4 @@
-"""`Lease`: runs `LeaseState` against the server through the `LeaseStore` interface.
-
-It is one class of about 270 lines on purpose: the keeper loop, the one-off `acquire` and
-the deadline watch share the same private steps (`_prepare`, `_read`, `_write`, `_emit`)
-and state, and splitting them would pass that state around instead."""
+"""`Lease`: runs `LeaseState` against the server through the `LeaseStore` interface."""
 
 from __future__ import annotations
 
@@ -37,7 +33,11 @@ log: FilteringBoundLogger = structlog.get_logger("reconciler.lease")
 
 
 class Lease:
-    """One process's view of the lease `name`, kept current by `run()`."""
+    """One process's view of the lease `name`, kept current by `run()`.
+
+    Long on purpose: the keeper loop, the one-off `acquire` and the deadline watch share
+    the same private steps (`_prepare`, `_read`, `_write`, `_emit`) and state; split apart,
+    they would hand that state to each other."""
 
     def __init__(
         self,
