@@ -16,11 +16,13 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import sysconfig
 import time
 import tomllib
 import urllib.error
 import urllib.request
+import zipfile
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
@@ -472,3 +474,18 @@ async def stream_config(url: str, name: str) -> dict[str, Any] | None:
     async with await jetstream.connect(ConnectOptions(servers=(url,))) as js:
         info = await js.stream_info(name)
     return None if info is None else dict(info.config)
+
+
+def test_the_wheel_the_image_installs_carries_every_module_and_data_file(tmp_path: Path) -> None:
+    """The image installs the built wheel, not the source tree: every module of every
+    subpackage and every data file the package reads must be in it."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                    "-q", "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {n for n in archive.namelist() if n.startswith("reconciler/")}
+    package = ROOT / "reconciler"
+    wanted = {str(p.relative_to(ROOT)) for p in package.rglob("*")
+              if p.is_file() and "__pycache__" not in p.parts
+              and (p.suffix in (".py", ".json") or p.name == "py.typed")}
+    assert wanted - shipped == set()
