@@ -172,8 +172,9 @@ def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
     result = load_manifests(paths or ("config",))
     if result.problems:
         raise ManifestError(result.problems)
+    names = _names([s.name for s in result.specs])
     summary = (f"{count_of(len(result.files), 'manifest file')} valid: "
-               f"{count_of(len(result.specs), 'stream')} ({_names(result.specs)})")
+               f"{count_of(len(result.specs), 'stream')} ({names})")
     if not live:
         click.echo(summary + ".")
         return EXIT_OK
@@ -197,9 +198,9 @@ def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
 SHOWN_NAMES = 5
 
 
-def _names(specs: Sequence[StreamSpec]) -> str:
+def _names(names: Sequence[str]) -> str:
     """`a, b and c`; past SHOWN_NAMES, the first of them `and N more`."""
-    names = [s.name for s in specs]
+    names = list(names)
     if not names:
         return "none"
     if len(names) > SHOWN_NAMES:
@@ -414,6 +415,77 @@ def watch(paths: tuple[str, ...], resync: str, settle: str, conflict_window: str
                                       zero_ok=True),
     })
     return _run(run(settings))
+
+
+@cli.command("export", context_settings=CONTEXT_SETTINGS)
+@click.option("--stream", "streams", multiple=True, envvar=ENV + "STREAM", metavar="NAME",
+              help="A stream to export; repeat for more (in the variable, separate names with "
+                   f"spaces). [env: {ENV}STREAM]")
+@click.option("--all", "everything", envvar=ENV + "ALL", is_flag=True,
+              help="Export every stream on the server (but KV_jetstream_reconciler, the "
+                   f"reconcilers' own lease bucket). [env: {ENV}ALL]")
+@click.option("--out", envvar=ENV + "OUT", default="-", show_default=True, metavar="DIR|-",
+              help="A directory to write one NAME.yaml per stream into (made if missing), or "
+                   "- for standard output: one YAML document per stream, --- between them. "
+                   f"[env: {ENV}OUT]")
+@click.option("--output", "-o", type=click.Choice(["yaml", "json"]), default="yaml",
+              envvar=ENV + "OUTPUT", show_default=True,
+              help="yaml: manifests; json: one JSON document for programs, on standard output "
+                   f"only (the same documents, and the errors). [env: {ENV}OUTPUT]")
+@click.option("--force", envvar=ENV + "FORCE", is_flag=True,
+              help="Replace files that exist in DIR. Without it, export writes nothing when a "
+                   f"file it would write is already there. [env: {ENV}FORCE]")
+@_connection_options
+@_log_options
+def export_command(streams: tuple[str, ...], everything: bool, out: str, output: str,
+                   force: bool, **kw: Any) -> int:
+    """Write manifests of live streams: the way in for streams that exist already.
+
+    Each manifest holds what the stream sets beyond the server's defaults, with the API's
+    field names and units that round nothing (90061s is written 1d1h1m1s, 1073741824 bytes
+    1GiB); a flag another setting forces on is written too. Before anything is written, every
+    manifest is read back and planned against its stream: one that would not come back as
+    the same stream is reported and left out (exit 1). A header comment says which server
+    and when.
+
+    \b
+      jetstream-reconciler export --stream events           one stream, to standard output
+      jetstream-reconciler export --all --out streams/      streams/NAME.yaml for each stream
+      jetstream-reconciler plan --detailed-exitcode streams/      exit 0: no change
+
+    Exit 0 when every stream chosen was exported, 1 otherwise.
+    """
+    if output == "json" and out != "-":
+        raise click.UsageError("--output json prints one document to standard output: give "
+                               "--out - (manifests in a directory are YAML)")
+    import time
+    from pathlib import Path
+
+    from reconciler import export as exporting
+    from reconciler.units import format_timestamp
+
+    settings = _settings((), kw)
+    listing, server = _run(_with_server(settings, exporting.read))
+    now = format_timestamp(time.time_ns() // 1_000_000_000 * 1_000_000_000)
+    result = exporting.export_streams(listing, server, now, names=streams,
+                                      everything=everything)
+    for done in result.written:
+        for name in done.left_out:
+            click.echo(f"warning: stream {done.name}: {name} is a field this version does not "
+                       "know; it is left out of the manifest, and an update by apply would "
+                       "reset it: upgrade jetstream-reconciler first", err=True)
+    if output == "json":
+        click.echo(exporting.render_json(result), nl=False)
+    elif out == "-":
+        header = exporting.header_lines(result.server, result.exported_at)
+        click.echo(exporting.render_yaml(result.written, header), nl=False)
+    else:
+        paths = exporting.write_files(Path(out), result, force=force)
+        click.echo(f"{count_of(len(paths), 'stream')} exported to {out}"
+                   f"{f' ({_names([p.name for p in paths])})' if paths else ''}.")
+    for failed in result.failed:
+        click.echo(f"error: stream {failed.name}: {failed.error}", err=True)
+    return EXIT_ERROR if result.failed else EXIT_OK
 
 
 def _seconds(text: str, flag: str, example: str, *, zero_ok: bool = False) -> float:

@@ -6,6 +6,7 @@
      ├── EmbeddedServerError    `watch --embedded` cannot run its own server (port or
      │                          directory taken, or the server exited)
      ├── LeaseHeld              another reconciler holds the lease (apply without --force)
+     ├── ExportRefused          export wrote nothing: files in the way, streams not found
      └── JetStreamError         anything that went wrong talking to the server
           ├── ConnectFailed     the server could not be reached (or refused our credentials)
           ├── ConnectionLost    the connection went away; `sent`: whether the request had
@@ -47,6 +48,10 @@ class EmbeddedServerError(ReconcilerError):
 
 class LeaseHeld(ReconcilerError):
     """Another reconciler holds the lease, so this one may not write."""
+
+
+class ExportRefused(ReconcilerError):
+    """`export` wrote nothing: a file it would write exists, or a stream named is not there."""
 
 
 class JetStreamError(ReconcilerError):

@@ -138,6 +138,16 @@ class Topology:
 
 
 @dataclass(frozen=True)
+class ServerIdentity:
+    """The server a connection is on, as its INFO names it (the header of an export)."""
+
+    url: str
+    """Without credentials."""
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
 class Degraded:
     """A stream the server could not describe: left out of the plan, left as it is."""
 

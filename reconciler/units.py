@@ -16,6 +16,7 @@ __all__ = [
     "format_duration",
     "format_size",
     "format_timestamp",
+    "manifest_size",
     "parse_count",
     "parse_duration",
     "parse_size",
@@ -319,6 +320,14 @@ def format_size(n: int) -> str:
             if n % size == 0:
                 return f"{n // size}{unit}"
     return f"{n}B"
+
+
+def manifest_size(n: int) -> int | str:
+    """`n` bytes as an exported manifest writes it: in the largest binary unit that divides it
+    exactly (`512KiB`, `1GiB`), else the plain number of bytes (`1000000`, `300`); -1 is
+    "unlimited". `parse_size` reads every result back unchanged."""
+    text = format_size(n)
+    return n if text == f"{n}B" else text
 
 
 # --- counts ----------------------------------------------------------------------------------

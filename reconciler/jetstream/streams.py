@@ -5,7 +5,7 @@ from __future__ import annotations
 from reconciler.errors import ApiError
 from reconciler.jetstream.requests import Connection
 from reconciler.jetstream.wire import API, STREAM_NOT_FOUND, live_stream, stream_name
-from reconciler.model import Config, Listing, LiveStream, Topology
+from reconciler.model import Config, Listing, LiveStream, ServerIdentity, Topology
 
 #: why STREAM.LIST names a stream as `missing` (the server waits 4 s for each stream leader)
 _NO_LEADER = (
@@ -65,6 +65,12 @@ class Streams(Connection):
             return Topology(None, 1)
         urls = {str(u) for u in info.get("connect_urls") or []}
         return Topology(str(cluster), len(urls) or None)
+
+    def server_identity(self) -> ServerIdentity:
+        """Which server this connection is on: its URL (no credentials), name and version."""
+        info = getattr(self._nc, "latest_info", None) or self._nc._server_info
+        name = info.get("server_name") or info.get("server_id") or ""
+        return ServerIdentity(self.url, str(name), str(info.get("version") or ""))
 
     async def stream_info(self, name: str) -> LiveStream | None:
         """The stream's raw config and state, or None when there is no such stream."""

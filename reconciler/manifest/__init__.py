@@ -32,7 +32,13 @@ from __future__ import annotations
 
 from reconciler.manifest.discover import discover
 from reconciler.manifest.document import SUPPORTED_KINDS
-from reconciler.manifest.load import MAX_FILE_BYTES, LoadResult, load_manifests, load_or_raise
+from reconciler.manifest.load import (
+    MAX_FILE_BYTES,
+    LoadResult,
+    load_manifests,
+    load_or_raise,
+    load_texts,
+)
 from reconciler.manifest.reader import MAX_NODES
 from reconciler.manifest.tree import compile_schema as _compile
 from reconciler.manifest.tree import fits as _fits
@@ -48,6 +54,7 @@ __all__ = [
     "discover",
     "load_manifests",
     "load_or_raise",
+    "load_texts",
     "subject_is_subset",
     "subjects_collide",
 ]

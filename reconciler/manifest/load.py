@@ -103,6 +103,12 @@ def load_manifests(paths: Sequence[str | os.PathLike[str]]) -> LoadResult:
     return result
 
 
+def load_texts(files: Sequence[tuple[str, bytes]]) -> LoadResult:
+    """Parse and validate manifests held in memory, (file name, bytes) each, exactly as
+    `load_manifests` does files on disk: what `export` checks before it writes them."""
+    return _result([Path(name) for name, _ in files], [], [parse_file(n, d) for n, d in files])
+
+
 def _result(files: list[Path], discovered: list[Problem], parsed: list[Parsed]) -> LoadResult:
     problems = list(discovered)
     docs = [doc for file_docs, _ in parsed for doc in file_docs]
