@@ -16,6 +16,7 @@ The reconcilers' own lease bucket stream is never exported.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -27,7 +28,14 @@ import yaml
 
 from reconciler.errors import ExportRefused
 from reconciler.manifest import load_texts
-from reconciler.model import LEASE_STREAM, Action, Listing, LiveStream, ServerIdentity
+from reconciler.model import (
+    LEASE_STREAM,
+    Action,
+    Listing,
+    LiveStream,
+    Problem,
+    ServerIdentity,
+)
 from reconciler.plan import plan_stream
 from reconciler.plan.export import manifest_document, unknown_fields
 from reconciler.units import count_of
@@ -52,13 +60,31 @@ class Exported:
     name: str
     document: Mapping[str, Any] | None
     error: str | None = None
+    problems: tuple[Problem, ...] = ()
+    """Why its manifest would fail validation, when that is why it was not exported."""
     left_out: tuple[str, ...] = ()
     """Fields of the live configuration this version does not know, set to a value: the
     manifest cannot say them."""
 
     @property
     def file(self) -> str:
-        return f"{self.name}.yaml"
+        return file_name(self.name)
+
+
+#: the longest file name most file systems take, in bytes
+MAX_FILE_NAME = 255
+
+
+def file_name(stream: str) -> str:
+    """`<stream>.yaml`; a name too long for a file name (a stream name may take 255 bytes)
+    is cut, and a hash of the whole name keeps two such names apart."""
+    whole = f"{stream}.yaml"
+    if len(whole.encode()) <= MAX_FILE_NAME:
+        return whole
+    digest = hashlib.sha256(stream.encode()).hexdigest()[:12]
+    tail = f"-{digest}.yaml"
+    head = stream.encode()[:MAX_FILE_NAME - len(tail)].decode(errors="ignore")
+    return head + tail
 
 
 @dataclass(frozen=True)
@@ -141,9 +167,9 @@ def _checked(exported: list[Exported], live: Mapping[str, LiveStream],
     ready = [e for e in exported if e.document is not None]
     texts = [(e.file, render_yaml([e], header).encode()) for e in ready]
     result = load_texts(texts)
-    problems: dict[str, list[str]] = {}
+    problems: dict[str, list[Problem]] = {}
     for problem in result.problems:
-        problems.setdefault(problem.location.file, []).append(str(problem))
+        problems.setdefault(problem.location.file, []).append(problem)
     specs = {spec.location.file: spec for spec in result.specs}
     out: list[Exported] = []
     for e in exported:
@@ -151,16 +177,19 @@ def _checked(exported: list[Exported], live: Mapping[str, LiveStream],
             out.append(e)
             continue
         spec = specs.get(e.file)
-        why = "; ".join(problems.get(e.file, ()))
-        if spec is not None and not why:
-            plan = plan_stream(spec, live[e.name])
-            if plan.action is Action.NOOP:
-                out.append(e)
-                continue
-            why = "planning it against the stream shows " + ", ".join(
-                f"{c.path}: {c.live!r} -> {c.desired!r}" for c in plan.changes)
-        out.append(Exported(e.name, None, "its manifest would not read back as the same "
-                                          f"stream ({why or 'no stream read'}); not exported"))
+        found = tuple(problems.get(e.file, ()))
+        if found or spec is None:
+            shown = "; ".join(str(p) for p in found) or "no stream"
+            out.append(Exported(e.name, None, "not exported: its manifest would fail "
+                                              f"validation: {shown}", found))
+            continue
+        plan = plan_stream(spec, live[e.name])
+        if plan.action is Action.NOOP:
+            out.append(e)
+            continue
+        changes = ", ".join(f"{c.path}: {c.live!r} -> {c.desired!r}" for c in plan.changes)
+        out.append(Exported(e.name, None, "not exported: plan would show a change on its "
+                                          f"manifest: {changes}"))
     return out
 
 
@@ -169,11 +198,12 @@ def _checked(exported: list[Exported], live: Mapping[str, LiveStream],
 
 def header_lines(server: ServerIdentity, exported_at: str) -> tuple[str, ...]:
     """Where and when, as comment lines (without the `# `)."""
-    about = ", ".join(x for x in (f"nats-server {server.version}" if server.version else "",
-                                  f"server {server.name}" if server.name else "") if x)
+    about = " ".join(x for x in (f"nats-server {server.version}" if server.version else "",
+                                 f"named {server.name}" if server.name else "") if x)
     return (
-        f"Exported from {server.url} at {exported_at} by jetstream-reconciler export",
-        f"{f'({about}): ' if about else ''}what each stream sets beyond the server's defaults.",
+        f"Exported by jetstream-reconciler from {server.url} at {exported_at}"
+        + (f",\n{about}." if about else "."),
+        "What each stream sets beyond the server's defaults; `plan` on it shows no change.",
     )
 
 
@@ -198,7 +228,8 @@ def document_yaml(document: Mapping[str, Any]) -> str:
 def render_yaml(streams: Sequence[Exported], header: Sequence[str]) -> str:
     """The header as comments, then one YAML document per stream (`---` between them)."""
     docs = [document_yaml(s.document) for s in streams if s.document is not None]
-    return "".join(f"# {line}\n" for line in header) + "---\n".join(docs)
+    comment = "".join(f"# {line}\n" for part in header for line in part.splitlines())
+    return comment + "---\n".join(docs)
 
 
 def render_json(export: Export) -> str:
@@ -230,8 +261,8 @@ def write_files(directory: Path, export: Export, *, force: bool = False) -> list
     written: list[Path] = []
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        for path, text in targets:
-            aside = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        for index, (path, text) in enumerate(targets):
+            aside = path.with_name(f".export-{os.getpid()}-{index}.tmp")
             aside.write_text(text, encoding="utf-8")
             try:
                 if force:

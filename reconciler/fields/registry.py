@@ -74,6 +74,9 @@ class Field:
     """Its canonical value is computed from other fields (see `plan.canonical`)."""
     whole: bool = False
     """Compared and shown as one value: a change in any part shows the whole."""
+    required: tuple[str, ...] = ()
+    """The keys a manifest must write in this object (for a list of objects: in each of
+    them), from the schema's `required`."""
 
     @property
     def top_level(self) -> bool:
@@ -193,6 +196,7 @@ def _row(path: str, schema: Mapping[str, Any]) -> Field:
         kind = "map"
     default = schema.get("default")
     minimum = schema.get("minimum")
+    required = schema.get("required") or (schema.get("items") or {}).get("required") or ()
     return Field(
         path=path,
         type=str(kind),
@@ -203,6 +207,7 @@ def _row(path: str, schema: Mapping[str, Any]) -> Field:
         minimum=minimum,
         maximum=schema.get("maximum"),
         max_length=schema.get("maxLength"),
+        required=tuple(required),
     )
 
 

@@ -62,6 +62,9 @@ def _written(path: str, value: Any) -> Any:
     """A wire value as a manifest writes it, by the unit of its field in the registry
     (`path` is dotted, `*` for a list's elements)."""
     if isinstance(value, Mapping):
+        # a key the manifest must write, which the canonical form dropped as empty
+        row = STREAM.get(path.removesuffix(".*"))
+        value = {**{k: "" for k in row.required if k not in value}, **value} if row else value
         keys = sorted(value, key=lambda k: (_POSITION.get(f"{path}.{k}", len(_POSITION)), k))
         return {k: _written(f"{path}.{k}", value[k]) for k in keys}
     if isinstance(value, list):

@@ -4,10 +4,13 @@ a stream nor publishes outside its lease."""
 
 from __future__ import annotations
 
-from reconciler.jetstream import JetStream, connect_as
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.jetstream import JetStream, connect_as, live_stream
 from reconciler.jetstream.connection import Callback
 from reconciler.jetstream.wire import API
-from reconciler.model import ConnectOptions, StoredMessage
+from reconciler.model import ConnectOptions, LiveStream, StoredMessage
 
 
 class TestClient(JetStream):
@@ -28,6 +31,13 @@ class TestClient(JetStream):
 
     async def delete_stream(self, name: str) -> None:
         await self._request(f"{API}.STREAM.DELETE.{name}", stream=name)
+
+    async def raw_stream_request(self, verb: str, config: Mapping[str, Any]) -> LiveStream:
+        """`$JS.API.STREAM.<verb>.<name>` (CREATE or UPDATE) with `config` sent as it is, the
+        way another tool makes a stream: no canonical form, no `pedantic`."""
+        name = str(config["name"])
+        return live_stream(await self._request(f"{API}.STREAM.{verb}.{name}", config,
+                                               stream=name))
 
 
 async def connect(
