@@ -146,6 +146,8 @@ def cli() -> None:
       jetstream-reconciler plan config/         show what would change on the server
       jetstream-reconciler apply config/        make the server match the manifests
       jetstream-reconciler watch config/        keep it matching: heal drift as it happens
+      jetstream-reconciler export --all --out streams/
+                                                write manifests of the streams a server has
 
     \b
     Exit codes: 0 in sync / success, 1 error, 2 changes pending (plan
@@ -443,10 +445,10 @@ def export_command(streams: tuple[str, ...], everything: bool, out: str, output:
 
     Each manifest holds what the stream sets beyond the server's defaults, with the API's
     field names and units that round nothing (90061s is written 1d1h1m1s, 1073741824 bytes
-    1GiB); a flag another setting forces on is written too. Before anything is written, every
-    manifest is read back and planned against its stream: one that would not come back as
-    the same stream is reported and left out (exit 1). A header comment says which server
-    and when.
+    1GiB); a flag another setting forces on is written too, the server's own _nats.* metadata
+    is not. Before anything is written, every manifest is read back and planned against its
+    stream: one that would not come back as the same stream is reported and left out (exit
+    1). A header comment says which server and when.
 
     \b
       jetstream-reconciler export --stream events           one stream, to standard output

@@ -281,7 +281,7 @@ def test_environment_variables(tmp_path: Path, nats_server: NatsServer, capsys: 
     assert code == 2 and out.startswith("+ events")
 
 
-@pytest.mark.parametrize("command", ["", "validate", "plan", "apply", "watch"])
+@pytest.mark.parametrize("command", ["", "validate", "plan", "apply", "watch", "export"])
 def test_help_matches_the_committed_copy(command: str) -> None:
     """`--help` is part of the interface: changes to it show up in review."""
     from click.testing import CliRunner
@@ -389,7 +389,9 @@ def test_every_option_reads_its_listed_environment_variable(
     value = _env_value(option)
     monkeypatch.setenv(option.envvar, value)
     with cli.commands[command].make_context(command, []) as context:
-        assert context.params[option.name] == option.type_cast_value(context, value)
+        # a repeatable option reads a list from its variable, separated by whitespace
+        given = option.type.split_envvar_value(value) if option.multiple else value
+        assert context.params[option.name] == option.type_cast_value(context, given)
         assert context.params[option.name] != option.default
 
 
@@ -459,3 +461,62 @@ def test_console_logs_speak_manifest_units_and_json_keeps_exact_values(
     assert code == 0
     (event,) = [e for e in map(json.loads, err.splitlines()) if e["event"] == "stream_updated"]
     assert {"field": "max_age", "live": 100_000_000, "desired": 200_000_000} in event["changes"]
+
+
+# --- export -------------------------------------------------------------------------------
+
+
+def test_export_writes_what_plan_reads_back_with_no_change(
+    tmp_path: Path, nats_server: NatsServer, capsys: Any
+) -> None:
+    server = ["--server", nats_server.url, "--log-format", "json"]
+    assert run(capsys, "apply", str(manifest(tmp_path, extra="max_age: 90061s\n")), *server,
+               "--no-lease")[0] == 0
+    code, out, err = run(capsys, "export", "--stream", "events", *server)
+    assert (code, err) == (0, "")
+    header, body = out.split("name: events\n")
+    assert header.startswith(f"# Exported by jetstream-reconciler from {nats_server.url} at ")
+    assert body == 'subjects: [events.*]\nmax_msgs: 10\nmax_age: 1d1h1m1s\n'
+
+    out_dir = tmp_path / "exported"
+    code, out, err = run(capsys, "export", "--all", "--out", str(out_dir), *server)
+    assert (code, out, err) == (0, f"1 stream exported to {out_dir} (events.yaml).\n", "")
+    assert run(capsys, "plan", "--detailed-exitcode", str(out_dir), *server)[0] == 0
+
+    # a second export into the same place writes nothing, and says what to do instead
+    (out_dir / "events.yaml").write_text("# edited\n" + (out_dir / "events.yaml").read_text())
+    code, out, err = run(capsys, "export", "--all", "--out", str(out_dir), *server)
+    assert (code, out) == (1, "")
+    assert err == (f"error: {out_dir / 'events.yaml'} already exists; nothing was written. "
+                   "Export to a new directory (--out DIR), or to standard output (--out -) to "
+                   "compare, move the files away, or add --force to replace them\n")
+    assert (out_dir / "events.yaml").read_text().startswith("# edited\n")
+    assert run(capsys, "export", "--all", "--out", str(out_dir), "--force", *server)[0] == 0
+    assert (out_dir / "events.yaml").read_text().startswith("# Exported by")
+
+
+def test_export_json_for_programs(tmp_path: Path, nats_server: NatsServer, capsys: Any) -> None:
+    server = ["--server", nats_server.url, "--log-format", "json"]
+    assert run(capsys, "apply", str(manifest(tmp_path)), *server, "--no-lease")[0] == 0
+    code, out, _ = run(capsys, "export", "--all", "-o", "json", *server)
+    assert code == 0
+    body = json.loads(out)
+    assert body["streams"] == [{"name": "events", "subjects": ["events.*"], "max_msgs": 10}]
+    assert body["server"]["url"] == nats_server.url and body["errors"] == []
+    code, out, err = run(capsys, "export", "--all", "-o", "json", "--out", str(tmp_path),
+                         *server)
+    assert (code, out) == (1, "")
+    assert err.endswith("\nError: --output json prints one document to standard output: give "
+                        "--out - (manifests in a directory are YAML)\n")
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    ((), "error: say which streams to export: --stream NAME (once per stream) or --all\n"),
+    (("--stream", "nope"), "error: no stream named nope on the server; nothing was exported "
+                           "(the server has 0 streams)\n"),
+])
+def test_export_says_what_to_choose(args: tuple[str, ...], said: str, nats_server: NatsServer,
+                                    capsys: Any) -> None:
+    code, out, err = run(capsys, "export", *args, "--server", nats_server.url,
+                         "--log-format", "json")
+    assert (code, out, err) == (1, "", said)

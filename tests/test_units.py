@@ -11,6 +11,7 @@ from reconciler.units import (
     format_duration,
     format_size,
     format_timestamp,
+    manifest_size,
     parse_count,
     parse_duration,
     parse_size,
@@ -283,6 +284,17 @@ def test_size_round_trip() -> None:
     values += [rng.randrange(1, 1 << 20) * 1024 ** rng.randrange(1, 4) for _ in range(1000)]
     for n in values:
         assert parse_size(format_size(n)) == n, n
+
+
+@pytest.mark.parametrize(
+    ("n", "written"),
+    [(-1, "unlimited"), (0, 0), (300, 300), (1_000_000, 1_000_000), (1024, "1KiB"),
+     (1 << 30, "1GiB"), (1536, 1536), (2**31 - 1, 2**31 - 1)],
+)
+def test_manifest_size(n: int, written: int | str) -> None:
+    """As export writes a size: a binary unit when one divides it, else plain bytes."""
+    assert manifest_size(n) == written
+    assert parse_size(written) == n
 
 
 # --- counts ----------------------------------------------------------------------------------
