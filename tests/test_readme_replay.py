@@ -485,6 +485,15 @@ def manifest_example(replay: Replay, block: Block) -> None:
         done.stderr
 
 
+def exported_manifest(replay: Replay, block: Block) -> None:
+    """The file `export --all --out streams/` (the ```sh block above it) wrote for the first
+    session's `events`, with the time and the server's name as the README writes them."""
+    text = (replay.clone / "streams" / "events.yaml").read_text()
+    text = re.sub(r" at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ,$", " at <time>,", text, flags=re.M)
+    text = re.sub(r" named \w+\.$", " named <name>.", text, flags=re.M)
+    assert replay.unport(text) == block.body
+
+
 def validation_errors(replay: Replay, block: Block) -> None:
     """The three problems, in a file with them where the README's lines and columns say."""
     home = replay.tmp / "validation-example"
@@ -566,7 +575,8 @@ def cli_synopsis(replay: Replay, block: Block) -> None:
 
 
 DOCUMENTED: dict[tuple[str, str], Callable[[Replay, Block], None]] = {
-    ("yaml", "name: events"): manifest_example,
+    ("yaml", "max_age: 7d"): manifest_example,
+    ("yaml", "# Exported by jetstream-reconciler"): exported_manifest,
     ("text", "has no unit"): validation_errors,
     ("json", '"format_version"'): plan_json,
     ("text", "jetstream-reconciler validate [PATH]"): cli_synopsis,
