@@ -14,7 +14,7 @@ from reconciler.manifest import load_manifests
 from reconciler.model import Degraded, Status, StreamSpec
 from reconciler.redact import redact_servers, redact_text
 from reconciler.settings import Settings, client_name, connect_options, identity, lease_name
-from reconciler.units import count_of
+from reconciler.units import count_of, listed
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -174,7 +174,7 @@ def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
     result = load_manifests(paths or ("config",))
     if result.problems:
         raise ManifestError(result.problems)
-    names = _names([s.name for s in result.specs])
+    names = listed([s.name for s in result.specs])
     summary = (f"{count_of(len(result.files), 'manifest file')} valid: "
                f"{count_of(len(result.specs), 'stream')} ({names})")
     if not live:
@@ -194,20 +194,6 @@ def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
         return EXIT_ERROR
     click.echo(summary + "; the server would accept them.")
     return EXIT_OK
-
-
-#: stream names `validate` shows before it only counts the rest
-SHOWN_NAMES = 5
-
-
-def _names(names: Sequence[str]) -> str:
-    """`a, b and c`; past SHOWN_NAMES, the first of them `and N more`."""
-    names = list(names)
-    if not names:
-        return "none"
-    if len(names) > SHOWN_NAMES:
-        names = [*names[:SHOWN_NAMES], f"{len(names) - SHOWN_NAMES} more"]
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
@@ -460,33 +446,14 @@ def export_command(streams: tuple[str, ...], everything: bool, out: str, output:
     if output == "json" and out != "-":
         raise click.UsageError("--output json prints one document to standard output: give "
                                "--out - (manifests in a directory are YAML)")
-    import time
-    from pathlib import Path
-
     from reconciler import export as exporting
-    from reconciler.units import format_timestamp
 
-    settings = _settings((), kw)
-    listing, server = _run(_with_server(settings, exporting.read))
-    now = format_timestamp(time.time_ns() // 1_000_000_000 * 1_000_000_000)
-    result = exporting.export_streams(listing, server, now, names=streams,
+    listing, server = _run(_with_server(_settings((), kw), exporting.read))
+    result = exporting.export_streams(listing, server, exporting.now(), names=streams,
                                       everything=everything)
-    for done in result.written:
-        for name in done.left_out:
-            click.echo(f"warning: stream {done.name}: {name} is a field this version does not "
-                       "know; it is left out of the manifest, and an update by apply would "
-                       "reset it: upgrade jetstream-reconciler first", err=True)
-    if output == "json":
-        click.echo(exporting.render_json(result), nl=False)
-    elif out == "-":
-        header = exporting.header_lines(result.server, result.exported_at)
-        click.echo(exporting.render_yaml(result.written, header), nl=False)
-    else:
-        paths = exporting.write_files(Path(out), result, force=force)
-        click.echo(f"{count_of(len(paths), 'stream')} exported to {out}"
-                   f"{f' ({_names([p.name for p in paths])})' if paths else ''}.")
-    for failed in result.failed:
-        click.echo(f"error: stream {failed.name}: {failed.error}", err=True)
+    printed, said = exporting.deliver(result, out, output, force=force)
+    click.echo(printed, nl=False)
+    click.echo("".join(f"{line}\n" for line in said), err=True, nl=False)
     return EXIT_ERROR if result.failed else EXIT_OK
 
 

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ from reconciler.model import (
 )
 from reconciler.plan import plan_stream
 from reconciler.plan.export import manifest_document, unknown_fields
-from reconciler.units import count_of
+from reconciler.units import count_of, format_timestamp, listed
 
 FORMAT_VERSION = 1
 #: stream names an error message lists before it only counts the rest
@@ -105,6 +106,11 @@ class Export:
 
 async def read(js: Source) -> tuple[Listing, ServerIdentity]:
     return await js.list_streams(), js.server_identity()
+
+
+def now() -> str:
+    """This second, RFC 3339 in UTC: when an export was made."""
+    return format_timestamp(time.time_ns() // 1_000_000_000 * 1_000_000_000)
 
 
 def export_streams(
@@ -243,6 +249,26 @@ def render_json(export: Export) -> str:
         "errors": [{"stream": s.name, "error": s.error} for s in export.failed],
     }
     return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+
+
+def deliver(export: Export, out: str, output: str, *, force: bool = False
+            ) -> tuple[str, list[str]]:
+    """What `export` prints: its standard output, and its lines for standard error. With
+    `out` a directory, the files are written there (`write_files`) and standard output says
+    which."""
+    said = [f"warning: stream {s.name}: {name} is a field this version does not know; it is "
+            "left out of the manifest, and an update by apply would reset it: upgrade "
+            "jetstream-reconciler first" for s in export.written for name in s.left_out]
+    if output == "json":
+        printed = render_json(export)
+    elif out == "-":
+        printed = render_yaml(export.written, header_lines(export.server, export.exported_at))
+    else:
+        files = [p.name for p in write_files(Path(out), export, force=force)]
+        printed = (f"{count_of(len(files), 'stream')} exported to {out}"
+                   f"{f' ({listed(files)})' if files else ''}.\n")
+    said += [f"error: stream {s.name}: {s.error}" for s in export.failed]
+    return printed, said
 
 
 # --- files --------------------------------------------------------------------------------

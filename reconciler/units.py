@@ -9,6 +9,7 @@ value that is not a whole number of nanoseconds or bytes is an error, not a roun
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "format_duration",
     "format_size",
     "format_timestamp",
+    "listed",
     "manifest_size",
     "parse_count",
     "parse_duration",
@@ -393,3 +395,17 @@ def format_timestamp(ns: int) -> str:
 def count_of(n: int, noun: str) -> str:
     """`1 stream`, `2 streams`: a number with its noun, singular or plural."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+#: names `listed` shows before it only counts the rest
+SHOWN_NAMES = 5
+
+
+def listed(names: Sequence[str], shown: int = SHOWN_NAMES) -> str:
+    """`a, b and c`; past `shown` names, the first of them `and N more`; `none` for none."""
+    names = list(names)
+    if not names:
+        return "none"
+    if len(names) > shown:
+        names = [*names[:shown], f"{len(names) - shown} more"]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

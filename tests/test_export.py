@@ -14,6 +14,7 @@ from reconciler.errors import ExportRefused
 from reconciler.export import (
     Export,
     Exported,
+    deliver,
     export_streams,
     file_name,
     header_lines,
@@ -350,3 +351,22 @@ def test_a_name_too_long_for_a_file_name() -> None:
     assert len(name.encode()) <= 255 and name.endswith(".yaml") and name.startswith("é" * 60)
     assert file_name(long[:-1] + "e") != name
     assert file_name("n" * 250) == "n" * 250 + ".yaml"
+
+
+def test_what_the_command_prints(tmp_path: Path) -> None:
+    """A field this version does not know is said on stderr (apply would reset it); failures
+    too; with a directory, stdout names the files."""
+    result = export_streams(listing(live(name="a", future_field=7), live(name="b")), SERVER,
+                            "T", everything=True)
+    assert result.written[0].left_out == ("future_field",)
+    export = Export(SERVER, "T", (*result.written, Exported("c", None, "why")))
+    printed, said = deliver(export, str(tmp_path), "yaml")
+    assert printed == f"2 streams exported to {tmp_path} (a.yaml and b.yaml).\n"
+    assert said == [
+        "warning: stream a: future_field is a field this version does not know; it is left out "
+        "of the manifest, and an update by apply would reset it: upgrade jetstream-reconciler "
+        "first",
+        "error: stream c: why",
+    ]
+    printed, _ = deliver(export, "-", "yaml")
+    assert printed.endswith("name: a\n---\nname: b\n")
