@@ -11,7 +11,7 @@ import click
 from reconciler import __version__
 from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.manifest import load_manifests
-from reconciler.model import Degraded, Status, StreamSpec
+from reconciler.model import Degraded, Problem, Status, StreamSpec
 from reconciler.redact import redact_servers, redact_text
 from reconciler.settings import Settings, client_name, connect_options, identity, lease_name
 from reconciler.units import count_of
@@ -132,7 +132,14 @@ def _load(settings: Settings) -> list[StreamSpec]:
     result = load_manifests(settings.paths)
     if result.problems:
         raise ManifestError(result.problems)
+    _warn(result.warnings)
     return list(result.specs)
+
+
+def _warn(warnings: Sequence[Problem]) -> None:
+    """What the manifests say that is not followed here (they still load), on stderr."""
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -172,6 +179,7 @@ def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
     result = load_manifests(paths or ("config",))
     if result.problems:
         raise ManifestError(result.problems)
+    _warn(result.warnings)
     summary = (f"{count_of(len(result.files), 'manifest file')} valid: "
                f"{count_of(len(result.specs), 'stream')} ({_names(result.specs)})")
     if not live:
