@@ -155,6 +155,10 @@ def cli() -> None:
       jetstream-reconciler watch config/        keep it matching: heal drift as it happens
 
     \b
+    NACK Stream objects and natscli's JSON files (*.json) are read as manifests too;
+    `convert` rewrites them as YAML manifests.
+
+    \b
     Exit codes: 0 in sync / success, 1 error, 2 changes pending (plan
     --detailed-exitcode), 3 a change was blocked (data loss not allowed, or a change the
     server cannot make).
@@ -262,6 +266,44 @@ def plan(paths: tuple[str, ...], output: str, link_base: str | None, detailed_ex
     if result.blocked:
         return EXIT_BLOCKED
     return EXIT_PENDING if result.pending else EXIT_OK
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("files", nargs=-1, metavar="FILE...")
+@click.option("--out", envvar=ENV + "OUT", metavar="DIR",
+              type=click.Path(file_okay=False, writable=True),
+              help="Write each FILE as DIR/<its name>.yaml (never over an existing file) "
+                   f"instead of all to stdout. [env: {ENV}OUT]")
+def convert(files: tuple[str, ...], out: str | None) -> int:
+    """Rewrite NACK Stream objects or natscli JSON files as manifests of this project.
+
+    Reads what validate reads (a NACK Stream, `nats stream info --json` output, a `nats
+    stream add --config` file, or a manifest) and writes the same streams in manifest units.
+    Each document starts with comments naming every value whose meaning differs from the
+    original's (NACK's default storage, written out as memory) and every field left out.
+    Nothing is written when any file has a problem.
+    """
+    from pathlib import Path
+
+    from reconciler.manifest.convert import convert_files
+
+    if not files:
+        raise click.UsageError("give the files to convert, e.g. convert stream.yml")
+    converted = convert_files(files)
+    if out is None:
+        click.echo("---\n".join(c.text for c in converted), nl=False)
+        return EXIT_OK
+    targets = [Path(out) / f"{Path(c.file).stem}.yaml" for c in converted]
+    taken = [str(t) for t in targets if t.exists()] + [
+        str(t) for i, t in enumerate(targets) if t in targets[:i]]
+    if taken:
+        raise click.UsageError(f"{', '.join(taken)}: already there; choose another --out "
+                               "(nothing was written)")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    for c, target in zip(converted, targets, strict=True):
+        target.write_text(c.text)
+        click.echo(f"{c.file} -> {target} ({count_of(len(c.notes), 'note')})", err=True)
+    return EXIT_OK
 
 
 def _run(main: Coroutine[Any, Any, T]) -> T:

@@ -290,3 +290,131 @@ def test_json_files_are_found_in_directories(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text("name: b\n")
     (tmp_path / "notes.txt").write_text("not a manifest")
     assert [s.name for s in load_manifests([tmp_path]).specs] == ["a", "b"]
+
+
+# --- convert ------------------------------------------------------------------------------
+
+ALL_NACK_FIELDS = """\
+apiVersion: jetstream.nats.io/v1beta2
+kind: Stream
+metadata: {name: s}
+spec:
+  name: s
+  description: every field
+  subjects: ["s.>"]
+  retention: interest
+  maxConsumers: 10
+  maxMsgs: 1000
+  maxBytes: 1073741824
+  discard: new
+  discardPerSubject: true
+  maxAge: 25h
+  maxMsgsPerSubject: 5
+  maxMsgSize: 1048576
+  replicas: 1
+  noAck: true
+  duplicateWindow: 90s
+  placement: {cluster: c1, tags: [a]}
+  sources:
+  - name: a
+    optStartTime: "2024-01-31T12:00:00Z"
+    externalApiPrefix: X.API
+    externalDeliverPrefix: X.DLV
+    subjectTransforms: [{source: "a.>", dest: "b.>"}]
+  subjectTransform: {source: "s.>", dest: "t.>"}
+  republish: {source: "s.>", destination: "r.>"}
+  compression: s2
+  firstSequence: 7
+  denyDelete: true
+  allowRollup: true
+  allowDirect: true
+  allowMsgTtl: true
+  subjectDeleteMarkerTtl: 1m
+  allowAtomicPublish: true
+  persistMode: default
+  consumerLimits: {inactiveThreshold: 1h30m, maxAckPending: 10}
+  metadata: {owner: team}
+  preventUpdate: true
+  account: a
+"""
+
+
+@pytest.mark.parametrize("source", [
+    *[p.read_text() for p in stream_examples()], ALL_NACK_FIELDS, INFO,
+    '{"name": "bare", "max_age": 1500000000, "max_bytes": 1000000}',
+], ids=[*[p.name for p in stream_examples()], "all-nack-fields", "info.json", "bare.json"])
+def test_a_converted_file_declares_what_the_original_does(tmp_path: Path, source: str) -> None:
+    from reconciler.manifest.convert import convert_files
+
+    original = tmp_path / ("in.json" if source.startswith("{") else "in.yaml")
+    original.write_text(source)
+    (converted,) = convert_files([str(original)])
+    again = tmp_path / "out.yaml"
+    again.write_text(converted.text)
+    before, after = load_manifests([original]), load_manifests([again])
+    assert (before.problems, after.problems, after.warnings) == ((), (), ())
+    assert [(s.config, s.policy) for s in after.specs] == [
+        (s.config, s.policy) for s in before.specs]
+    # every note and warning is a comment of the converted file
+    for note in converted.notes:
+        assert f"# line {note.location.line}: " in converted.text
+
+
+def test_convert_writes_notes_as_comments_and_units_people_read(tmp_path: Path) -> None:
+    from reconciler.manifest.convert import convert_files
+
+    original = tmp_path / "s.yaml"
+    original.write_text(ALL_NACK_FIELDS.replace("  preventUpdate: true\n", ""))
+    (converted,) = convert_files([str(original)])
+    head = converted.text.split("name: s\n")[0]
+    assert head == (
+        f"# converted from {original}:1:1\n"
+        "# line 38: consumer_limits: NACK's default controller (not --control-loop) never "
+        "sends it, so a stream it made may not have it; applied here\n"
+        "# line 4: storage: memory, NACK's default (its CRD's), where the server's is file\n"
+        "# line 40: spec.account: account is ignored; remove it, and give the connection to "
+        "the reconciler instead (--server, --creds, --nkey, --tls-*, --context or their "
+        "NATS_* variables): it manages the streams of the server it connects to\n")
+    assert "max_age: 1d1h\n" in converted.text and "max_bytes: 1GiB\n" in converted.text
+    assert "  inactive_threshold: 1h30m\n" in converted.text
+
+
+def run(capsys: Any, *args: str) -> tuple[int, str, str]:
+    from reconciler.cli import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_convert_command_to_stdout_and_to_a_directory(tmp_path: Path, capsys: Any) -> None:
+    info = tmp_path / "orders.json"
+    info.write_text(INFO)
+    code, out, err = run(capsys, "convert", str(NACK / "stream.yml"), str(info))
+    assert (code, err) == (0, "")
+    assert out.count("---\n") == 1 and "name: mystream\n" in out and "name: orders\n" in out
+    code, out, err = run(capsys, "convert", "--out", str(tmp_path / "m"), str(info))
+    assert (code, out) == (0, "")
+    assert err == f"{info} -> {tmp_path}/m/orders.yaml (1 note)\n"
+    assert load_manifests([tmp_path / "m"]).specs[0].name == "orders"
+    # never over an existing file
+    code, out, err = run(capsys, "convert", "--out", str(tmp_path / "m"), str(info))
+    assert (code, out) == (1, "")
+    assert f"{tmp_path}/m/orders.yaml: already there; choose another --out" in err
+
+
+def test_convert_writes_nothing_when_a_file_has_a_problem(tmp_path: Path, capsys: Any) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "a", "max_age": "x"}')
+    code, out, err = run(capsys, "convert", "--out", str(tmp_path / "m"),
+                         str(NACK / "stream.yml"), str(bad))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"{bad}:1:26: max_age: ")
+    assert not (tmp_path / "m").exists()
+
+
+def test_validate_prints_warnings_and_still_succeeds(capsys: Any) -> None:
+    code, out, err = run(capsys, "validate", str(NACK / "stream_servers.yml"))
+    assert (code, out) == (0, "1 manifest file valid: 1 stream (mystream).\n")
+    assert err.splitlines()[0].startswith(
+        f"warning: {NACK}/stream_servers.yml:7:3: spec.servers: servers is ignored; ")

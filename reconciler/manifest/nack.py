@@ -93,6 +93,8 @@ _CONNECTION_HINT: Final = (
 )
 #: spec fields about the connection, not the stream: ignored with a warning when set
 CONNECTION: Final = ("account", "creds", "nkey", "servers", "tls", "tlsFirst", "jsDomain")
+#: spec fields NACK's default (legacy) controller does not send to the server
+_LEGACY_SKIPS: Final = ("consumerLimits", "mirrorDirect")
 #: fields of the object beside `spec`: Kubernetes' own, never read
 _OBJECT: Final = ("apiVersion", "kind", "metadata", "spec", "status")
 
@@ -146,8 +148,8 @@ def translate(d: DocumentReader, node: MappingNode) -> MappingNode | None:
     if "storage" not in names and "spec.storage" not in d.failed_paths:
         out.append((_scalar("storage", spec_key), _scalar("memory", spec_key)))
         shown["storage"] = "spec.storage"
-        d.add_note(spec_key, "storage", "storage: memory is NACK's default (its CRD's) where the "
-               "server's is file: written out")
+        d.add_note(spec_key, "storage", "memory, NACK's default (its CRD's), where the "
+                   "server's is file")
     out.extend(extra)
     return MappingNode(_MAP, out, spec.start_mark, spec.end_mark)
 
@@ -175,8 +177,6 @@ def _spec_only(d: DocumentReader, items: Pairs, shown: dict[str, str]) -> list[
                           "updated; unlike NACK, a missing stream is not created either",
                           "create it first (apply without preventUpdate), or convert the "
                           "file and choose")
-            d.add_note(key, "reconcile.drift", "NACK's preventUpdate: true, read as drift: "
-                       "report (a missing stream is not created either)")
     return out
 
 
@@ -197,6 +197,9 @@ def _object(d: DocumentReader, items: Pairs, table: Table, at: str, ours: str,
             row[0], row[1], row[2] if len(row) == 3 else "object")
         mine = f"{ours}.{target}" if ours else target
         shown[mine] = path
+        if table is _SPEC and name in _LEGACY_SKIPS:
+            d.add_note(key, mine, "NACK's default controller (not --control-loop) never sends "
+                       "it, so a stream it made may not have it; applied here")
         if sub is None:
             translated: Node = value
         elif shape == "list" and isinstance(value, SequenceNode):
