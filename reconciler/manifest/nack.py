@@ -166,7 +166,7 @@ def _spec_only(d: DocumentReader, items: Pairs, shown: dict[str, str]) -> list[
         elif name == "preventDelete":
             if _true(value):
                 d.add_warning(key, path, "preventDelete is ignored: removing a manifest never "
-                       "deletes its stream here", None)
+                              "deletes its stream here", "remove it")
         elif name == "preventUpdate" and _true(value):
             drift = (_scalar("drift", key), _scalar("report", value))
             block = MappingNode(_MAP, [drift], key.start_mark, value.end_mark)

@@ -55,5 +55,8 @@ def _walk(d: DocumentReader, node: Node, pattern: str) -> Node:
             d.add_note(key, "metadata", f"'{name}' left out: the server writes its _nats.* keys "
                    "itself")
             continue
-        out.append((key, _walk(d, value, "metadata" if path == "metadata" else path)))
+        value = _walk(d, value, path)
+        if path == "metadata" and isinstance(value, MappingNode) and not value.value:
+            continue  # only the server's keys: nothing of the user's
+        out.append((key, value))
     return MappingNode(node.tag, out, node.start_mark, node.end_mark)
