@@ -138,3 +138,22 @@ def test_the_converted_manifests_are_in_sync_too(
     assert main(["convert", "--out", str(tmp_path / "yaml"), str(info)]) == 0
     code, out = plan(capsys, nats_server.url, tmp_path / "yaml")
     assert in_sync(code, out), out
+
+
+async def test_watch_applies_a_nack_object_and_warns_once(
+    tmp_path: Path, nats_server: NatsServer, js: Any
+) -> None:
+    from structlog.testing import capture_logs
+
+    from tests.test_watch import events_of, running, settings_for, write
+
+    manifest = tmp_path / "m" / "mystream.yaml"
+    write(manifest, (NACK / "stream_servers.yml").read_text())
+    with capture_logs() as logs:
+        async with running(settings_for(nats_server, manifest.parent, resync_s=0.2)) as daemon:
+            info = await js.stream_info("mystream")
+            assert info is not None and info.config["storage"] == "memory"
+            await asyncio.wait_for(daemon.wait_passes(daemon.passes + 2), 15)
+    warned = events_of(logs, "manifest_warning")
+    assert [(w["field"], w["line"]) for w in warned] == [
+        ("spec.servers", 7), ("spec.tls", 9), ("spec.creds", 14)]
