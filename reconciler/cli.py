@@ -283,9 +283,7 @@ def convert(files: tuple[str, ...], out: str | None) -> int:
     original's (NACK's default storage, written out as memory) and every field left out.
     Nothing is written when any file has a problem.
     """
-    from pathlib import Path
-
-    from reconciler.manifest.convert import convert_files
+    from reconciler.manifest.convert import convert_files, write
 
     if not files:
         raise click.UsageError("give the files to convert, e.g. convert stream.yml")
@@ -293,15 +291,7 @@ def convert(files: tuple[str, ...], out: str | None) -> int:
     if out is None:
         click.echo("---\n".join(c.text for c in converted), nl=False)
         return EXIT_OK
-    targets = [Path(out) / f"{Path(c.file).stem}.yaml" for c in converted]
-    taken = [str(t) for t in targets if t.exists()] + [
-        str(t) for i, t in enumerate(targets) if t in targets[:i]]
-    if taken:
-        raise click.UsageError(f"{', '.join(taken)}: already there; choose another --out "
-                               "(nothing was written)")
-    Path(out).mkdir(parents=True, exist_ok=True)
-    for c, target in zip(converted, targets, strict=True):
-        target.write_text(c.text)
+    for c, target in zip(converted, write(converted, out), strict=True):
         click.echo(f"{c.file} -> {target} ({count_of(len(c.notes), 'note')})", err=True)
     return EXIT_OK
 

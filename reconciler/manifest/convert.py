@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from reconciler.errors import ManifestError
+from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.fields import DURATIONS, SIZES
 from reconciler.manifest.document import parse_file
 from reconciler.manifest.load import MAX_FILE_BYTES
@@ -57,6 +57,21 @@ def convert_files(files: Sequence[str]) -> list[Converted]:
     if problems:
         raise ManifestError(sorted(problems, key=lambda p: p.location))
     return out
+
+
+def write(converted: Sequence[Converted], out: str) -> list[Path]:
+    """Each converted file as `out/<its name>.yaml`; none written (ReconcilerError) if any
+    of those is there already, or two files would share one."""
+    targets = [Path(out) / f"{Path(c.file).stem}.yaml" for c in converted]
+    taken = [str(t) for t in targets if t.exists()] + [
+        str(t) for i, t in enumerate(targets) if t in targets[:i]]
+    if taken:
+        raise ReconcilerError(f"{', '.join(taken)}: already there; choose another --out "
+                              "(nothing was written)")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    for c, target in zip(converted, targets, strict=True):
+        target.write_text(c.text)
+    return targets
 
 
 def render(spec: StreamSpec, notes: Sequence[Problem]) -> str:
