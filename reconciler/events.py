@@ -123,6 +123,10 @@ EVENTS: tuple[Event, ...] = (
     Event("manifest_invalid", "error", (
         _k("file"), _k("line"), _k("column"), _k("field"), _k("error"))),
     Event("manifests_valid_again", "info", ()),
+    Event("manifest_warning", "warning", (
+        _k("file"), _k("line"), _k("column"), _k("field"), _k("warning")),
+          "a manifest says something not followed here (a NACK Stream's `servers`); logged "
+          "when the warnings change"),
     Event("manifest_settling", "warning", (
         _k("file"), _k("reasons"), _k("streams"), _k("settle_s"), _k("retry_in_s")),
           "a new version held back: see Data safety"),

@@ -574,12 +574,29 @@ def cli_synopsis(replay: Replay, block: Block) -> None:
             assert f"[env: {variable}]" in about, (option, about)
 
 
+def converted_nack(replay: Replay, block: Block) -> None:
+    """"`convert FILE...` prints the manifests": the README's convert command, as written, in
+    the clone; and the manifest it prints declares what the NACK object does."""
+    (command,) = [c for b in readme_blocks() if b.lang == "sh"
+                  for c in sh_commands(b.body) if "jetstream-reconciler convert" in c]
+    done = replay.cli(*command.split("#")[0].split()[1:], cwd=replay.clone)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert done.stdout == block.body
+    home = replay.tmp / "converted"
+    home.mkdir()
+    (home / "orders.yaml").write_text(block.body)
+    original = replay.cli("validate", "examples/migrate/orders-nack.yaml", cwd=replay.clone)
+    again = replay.cli("validate", str(home), cwd=replay.clone)
+    assert (original.returncode, again.returncode, again.stderr) == (0, 0, ""), again.stderr
+
+
 DOCUMENTED: dict[tuple[str, str], Callable[[Replay, Block], None]] = {
     ("yaml", "max_age: 7d"): manifest_example,
     ("yaml", "# Exported by jetstream-reconciler"): exported_manifest,
     ("text", "has no unit"): validation_errors,
     ("json", '"format_version"'): plan_json,
     ("text", "jetstream-reconciler validate [PATH]"): cli_synopsis,
+    ("yaml", "# converted from"): converted_nack,
 }
 
 

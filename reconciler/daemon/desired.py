@@ -55,6 +55,7 @@ class Desired:
         self.files = files
         self.metrics = metrics
         self.problems: tuple[Problem, ...] = ()
+        self.warnings: tuple[Problem, ...] = ()
         self._by_file: dict[str, tuple[StreamSpec, ...]] = {}
         self.held: dict[str, str] = {}
         """Files whose new version is held back (file: the digest last reported)."""
@@ -81,6 +82,12 @@ class Desired:
                 changed[f] = snap
         self.held = {f: d for f, d in self.held.items() if f in changed}
         self._report(loaded.problems)
+        if loaded.warnings != self.warnings:
+            for warning in loaded.warnings:
+                log.warning("manifest_warning", file=warning.location.file,
+                            line=warning.location.line, column=warning.location.column,
+                            field=warning.path, warning=str(warning))
+            self.warnings = loaded.warnings
         return self.merged(), changed
 
     def _report(self, problems: tuple[Problem, ...]) -> None:

@@ -12,6 +12,10 @@ stream with the JetStream API's own field names, plus an optional `reconcile:` b
       drift: enforce       # or report
       ignore_fields: [metadata.owner]
 
+NACK `Stream` objects (`nack`) and natscli's JSON in `*.json` files (`natscli`) are read too,
+turned into the mapping of a manifest of ours made of their own YAML nodes; `convert` writes
+what they load to as YAML manifests.
+
 Every problem in every file is reported in one run, each with `file:line:column`, the field
 path, what is wrong and what to write instead. A document with any problem yields no spec.
 

@@ -10,18 +10,19 @@ from typing import Final
 
 from reconciler.model import Location, Problem
 
-YAML_SUFFIXES: Final = frozenset({".yaml", ".yml"})
+YAML_SUFFIXES: Final = frozenset({".yaml", ".yml", ".json"})
+"""YAML, and JSON (natscli's stream configuration files; JSON is YAML too)"""
 
 
 def discover(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """The manifest files under `paths`, sorted; a file reached twice (a symlink, a path given
     twice) is listed once, under the first name it was found by.
 
-    A directory is searched recursively for `*.yaml`/`*.yml`, following symlinks and skipping
-    entries whose name starts with `.` (a Kubernetes ConfigMap mount shows each key as a
-    symlink through `..data`, and keeps `..data` and `..<timestamp>` beside them). A file named
-    explicitly is read whatever its suffix. Paths that do not exist are left out here;
-    `load_manifests` reports them.
+    A directory is searched recursively for `*.yaml`/`*.yml`/`*.json`, following symlinks
+    and skipping entries whose name starts with `.` (a Kubernetes ConfigMap mount shows each
+    key as a symlink through `..data`, and keeps `..data` and `..<timestamp>` beside them). A
+    file named explicitly is read whatever its suffix. Paths that do not exist are left out
+    here; `load_manifests` reports them.
     """
     return discover_with_problems(paths)[0]
 

@@ -4,11 +4,13 @@ its own, into immutable `Document`s and the problems of the file as a whole."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Final
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
+from reconciler.manifest import nack, natscli
 from reconciler.manifest.facts import Facts
 from reconciler.manifest.reader import Document, DocumentReader, FileState, TooManyNodes
 from reconciler.manifest.rules import check_config
@@ -41,6 +43,9 @@ def parse_file(name: str, data: bytes) -> Parsed:
     except UnicodeDecodeError as exc:
         return (), (decode_problem(name, data, exc),)
     state = FileState.for_text(name, text)
+    natscli_json = name.lower().endswith(natscli.SUFFIX)
+    if natscli_json:
+        text = text.replace("\t", " ")  # JSON allows tabs between tokens, YAML does not
     docs: list[Document] = []
     problems: list[Problem] = []
     reading: DocumentReader | None = None
@@ -48,10 +53,13 @@ def parse_file(name: str, data: bytes) -> Parsed:
         for node in compose(text):
             if not is_empty(node):
                 reading = DocumentReader(state, node)
-                docs.append(read_document(reading, node))
+                docs.append(read_document(reading, node, natscli_json))
                 reading = None
     except yaml.MarkedYAMLError as exc:
-        problems.append(yaml_problem(name, exc))
+        problem = yaml_problem(name, exc)
+        if natscli_json:
+            problem = replace(problem, message=problem.message.replace("YAML", "JSON", 1))
+        problems.append(problem)
     except yaml.YAMLError as exc:  # ReaderError: a character YAML does not allow
         problems.append(reader_problem(name, text, exc))
     except RecursionError:
@@ -82,9 +90,19 @@ def parse_file(name: str, data: bytes) -> Parsed:
     return tuple(docs), tuple(problems)
 
 
-def read_document(d: DocumentReader, node: Node) -> Document:
-    """One document, checked; TooManyNodes only when the whole file is spent."""
+def read_document(d: DocumentReader, node: Node, natscli_json: bool = False) -> Document:
+    """One document, checked; TooManyNodes only when the whole file is spent. A NACK Stream
+    object, or (in a `.json` file) a natscli configuration, is read as the manifest it
+    means."""
     try:
+        if nack.is_kubernetes(node):
+            assert isinstance(node, MappingNode)
+            translated = nack.translate(d, node)
+            if translated is None:
+                return d.finish()
+            node = translated
+        elif natscli_json:
+            node = natscli.translate(d, node)
         return _check_document(d, node)
     except TooManyNodes:
         if d.spent:

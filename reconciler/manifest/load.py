@@ -34,6 +34,8 @@ class LoadResult:
     """Every manifest file read (as discovered: relative when the path given was)."""
     failed_files: frozenset[str]
     """Files (and given paths) with at least one problem."""
+    warnings: tuple[Problem, ...] = ()
+    """What valid documents say that is not followed here (a NACK Stream's `servers`)."""
 
     @property
     def ok(self) -> bool:
@@ -116,8 +118,10 @@ def _result(files: list[Path], discovered: list[Problem], parsed: list[Parsed]) 
         problems.extend(file_problems)
     across = check_across(docs)
     specs: list[StreamSpec] = []
+    warnings: list[Problem] = []
     for index, doc in enumerate(docs):
         problems.extend(doc.problems)
+        warnings.extend(doc.warnings)
         more = across.get(index, ())
         problems.extend(more)
         if not doc.problems and not more and not doc.failed and doc.spec is not None:
@@ -128,6 +132,7 @@ def _result(files: list[Path], discovered: list[Problem], parsed: list[Parsed]) 
         problems=tuple(problems),
         files=tuple(str(f) for f in files),
         failed_files=frozenset(p.location.file for p in problems),
+        warnings=tuple(sorted(warnings, key=lambda p: p.location)),
     )
 
 

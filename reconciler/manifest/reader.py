@@ -7,6 +7,7 @@ over as an immutable `Document`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, NamedTuple
 
 from yaml.nodes import Node
@@ -36,6 +37,12 @@ class Document(NamedTuple):
     """Whether the subjects it takes are known, for the overlap check across streams."""
     failed: bool
     """Has problems, some perhaps not shown (past MAX_PROBLEMS_PER_FILE)."""
+    warnings: tuple[Problem, ...] = ()
+    """What the stream's source format says that is not followed here (NACK's `servers`,
+    say): the document still loads."""
+    notes: tuple[Problem, ...] = ()
+    """Where reading another format changed or filled in a value (NACK's default storage),
+    each at the configuration path it concerns: `convert` writes them as comments."""
 
 
 class FileState:
@@ -81,6 +88,10 @@ class DocumentReader:
         self.raw: dict[str, str] = {}
         """each scalar as written, by path"""
         self.failed_paths: set[str] = set()
+        self.warnings: list[Problem] = []
+        self.notes: list[Problem] = []
+        self.shown_path: Callable[[str], str] = lambda path: path
+        """how a configuration path is named in the file (`spec.maxAge` in a NACK object)"""
 
     def loc(self, node: Node) -> Location:
         return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -106,7 +117,15 @@ class DocumentReader:
         self.failed_paths.add(path)
         self.failed = True
         if self.state.show():
-            self.problems.append(Problem(location, path, message, hint))
+            self.problems.append(Problem(location, self.shown_path(path), message, hint))
+
+    def add_warning(self, at: Node, path: str, message: str, hint: str | None = None) -> None:
+        """Something the document says that is not followed here; it still loads."""
+        self.warnings.append(Problem(self.loc(at), path, message, hint))
+
+    def add_note(self, at: Node, path: str, message: str) -> None:
+        """A value another format's reading changed or filled in, at configuration `path`."""
+        self.notes.append(Problem(self.loc(at), path, message))
 
     def fail(self, path: str, message: str, hint: str | None = None) -> None:
         """Record a problem at the value of the field `path`."""
@@ -150,4 +169,6 @@ class DocumentReader:
             spec=spec,
             subjects_ok=subjects_ok,
             failed=self.failed or failed,
+            warnings=tuple(self.warnings),
+            notes=tuple(self.notes),
         )

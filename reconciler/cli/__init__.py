@@ -9,107 +9,27 @@ from typing import Any, TypeVar
 import click
 
 from reconciler import __version__
+from reconciler.cli.options import (
+    CONTEXT_SETTINGS,
+    ENV,
+    _apply_options,
+    _connection_options,
+    _duration_s,
+    _lease_options,
+    _log_options,
+    _paths,
+)
 from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.manifest import load_manifests
-from reconciler.model import Degraded, Status, StreamSpec
+from reconciler.model import Degraded, Problem, Status, StreamSpec
 from reconciler.redact import redact_servers, redact_text
 from reconciler.settings import Settings, client_name, connect_options, identity, lease_name
 from reconciler.units import count_of, listed
 
-F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_BLOCKED = 0, 1, 2, 3
 
-CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-ENV = "JETSTREAM_RECONCILER_"
-
-
-def _connection_options(f: F) -> F:
-    options = [
-        click.option("--server", "-s", envvar="NATS_URL", metavar="URLS",
-                     help="NATS server URL(s), comma-separated. [env: NATS_URL; "
-                          "default: nats://127.0.0.1:4222]"),
-        click.option("--context", envvar="NATS_CONTEXT", metavar="NAME",
-                     help="Use a `nats` CLI context (~/.config/nats/context/NAME.json); "
-                          "flags override its values. [env: NATS_CONTEXT]"),
-        click.option("--creds", envvar="NATS_CREDS", metavar="FILE",
-                     help="User credentials file (JWT and seed). [env: NATS_CREDS]"),
-        click.option("--nkey", envvar="NATS_NKEY", metavar="FILE",
-                     help="NKey seed file. [env: NATS_NKEY]"),
-        click.option("--user", envvar="NATS_USER", help="User name. [env: NATS_USER]"),
-        click.option("--password", envvar="NATS_PASSWORD",
-                     help="Password; prefer --password-file. [env: NATS_PASSWORD]"),
-        click.option("--password-file", envvar="NATS_PASSWORD_FILE", metavar="FILE",
-                     help="Read the password from FILE. [env: NATS_PASSWORD_FILE]"),
-        click.option("--token", envvar="NATS_TOKEN",
-                     help="Auth token; prefer --token-file. [env: NATS_TOKEN]"),
-        click.option("--token-file", envvar="NATS_TOKEN_FILE", metavar="FILE",
-                     help="Read the auth token from FILE. [env: NATS_TOKEN_FILE]"),
-        click.option("--tls-cert", envvar="NATS_CERT", metavar="FILE",
-                     help="TLS client certificate. [env: NATS_CERT]"),
-        click.option("--tls-key", envvar="NATS_KEY", metavar="FILE",
-                     help="TLS client key. [env: NATS_KEY]"),
-        click.option("--tls-ca", envvar="NATS_CA", metavar="FILE",
-                     help="CA certificate to verify the server. [env: NATS_CA]"),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def _log_options(f: F) -> F:
-    f = click.option("--log-level", envvar=ENV + "LOG_LEVEL", default="info",
-                     type=click.Choice(["debug", "info", "warning", "error"]),
-                     show_default=True, help=f"[env: {ENV}LOG_LEVEL]")(f)
-    f = click.option("--log-format", envvar=ENV + "LOG_FORMAT", default="auto",
-                     type=click.Choice(["auto", "json", "console"]), show_default=True,
-                     help="Events on stderr: JSON lines, or readable console output; auto "
-                          f"picks console on a terminal. [env: {ENV}LOG_FORMAT]")(f)
-    return f
-
-
-def _apply_options(f: F) -> F:
-    f = click.option("--concurrency", envvar=ENV + "CONCURRENCY", default=32, show_default=True,
-                     type=click.IntRange(1, 256), metavar="N",
-                     help=f"API requests in flight at once. [env: {ENV}CONCURRENCY]")(f)
-    f = click.option("--allow-data-loss", envvar=ENV + "ALLOW_DATA_LOSS", is_flag=True,
-                     help="Apply changes that discard stored messages, for every stream "
-                          "(per stream: `reconcile: {allow_data_loss: true}`). "
-                          f"[env: {ENV}ALLOW_DATA_LOSS]")(f)
-    return f
-
-
-def _lease_options(f: F) -> F:
-    f = click.option("--no-lease", envvar=ENV + "NO_LEASE", is_flag=True,
-                     help="Write without a lease: only safe when no other reconciler runs "
-                          f"against this account. [env: {ENV}NO_LEASE]")(f)
-    f = click.option("--lease-ttl", envvar=ENV + "LEASE_TTL", default="10s", show_default=True,
-                     metavar="DURATION",
-                     help="How long the lease outlives its holder's last renew (renewed "
-                          "every third of it); a standby takes over after it. "
-                          f"[env: {ENV}LEASE_TTL]")(f)
-    f = click.option("--lease", envvar=ENV + "LEASE", default="default", show_default=True,
-                     metavar="NAME",
-                     help="Only the holder of this lease (a key in the JetStream key-value "
-                          "bucket jetstream_reconciler) writes; reconcilers sharing a lease "
-                          f"name take turns. [env: {ENV}LEASE]")(f)
-    return f
-
-
-_paths = click.argument("paths", nargs=-1, metavar="[PATH]...")
-
-
-def _duration_s(text: str, flag: str, minimum_s: float) -> float:
-    from reconciler.units import UnitError, parse_duration
-
-    try:
-        ns = parse_duration(text)
-    except UnitError as exc:
-        raise click.BadParameter(f"{text!r}: {exc}", param_hint=flag) from exc
-    if ns < minimum_s * 1e9:
-        raise click.BadParameter(f"must be at least {minimum_s:g}s", param_hint=flag)
-    return ns / 1e9
 
 
 def _settings(paths: Sequence[str], kw: dict[str, Any]) -> Settings:
@@ -132,7 +52,14 @@ def _load(settings: Settings) -> list[StreamSpec]:
     result = load_manifests(settings.paths)
     if result.problems:
         raise ManifestError(result.problems)
+    _warn(result.warnings)
     return list(result.specs)
+
+
+def _warn(warnings: Sequence[Problem]) -> None:
+    """What the manifests say that is not followed here (they still load), on stderr."""
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -148,6 +75,10 @@ def cli() -> None:
       jetstream-reconciler watch config/        keep it matching: heal drift as it happens
       jetstream-reconciler export --all --out streams/
                                                 write manifests of the streams a server has
+
+    \b
+    NACK Stream objects and natscli's JSON files (*.json) are read as manifests too;
+    `convert` rewrites them as YAML manifests.
 
     \b
     Exit codes: 0 in sync / success, 1 error, 2 changes pending (plan
@@ -175,6 +106,7 @@ def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
     if result.problems:
         raise ManifestError(result.problems)
     names = listed([s.name for s in result.specs])
+    _warn(result.warnings)
     summary = (f"{count_of(len(result.files), 'manifest file')} valid: "
                f"{count_of(len(result.specs), 'stream')} ({names})")
     if not live:
@@ -243,6 +175,34 @@ def plan(paths: tuple[str, ...], output: str, link_base: str | None, detailed_ex
     if result.blocked:
         return EXIT_BLOCKED
     return EXIT_PENDING if result.pending else EXIT_OK
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+@click.argument("files", nargs=-1, metavar="FILE...")
+@click.option("--out", envvar=ENV + "OUT", metavar="DIR",
+              type=click.Path(file_okay=False, writable=True),
+              help="Write each FILE as DIR/<its name>.yaml (never over an existing file) "
+                   f"instead of all to stdout. [env: {ENV}OUT]")
+def convert(files: tuple[str, ...], out: str | None) -> int:
+    """Rewrite NACK Stream objects or natscli JSON files as manifests of this project.
+
+    Reads what validate reads (a NACK Stream, `nats stream info --json` output, a `nats
+    stream add --config` file, or a manifest) and writes the same streams in manifest units.
+    Each document starts with comments naming every value whose meaning differs from the
+    original's (NACK's default storage, written out as memory) and every field left out.
+    Nothing is written when any file has a problem.
+    """
+    from reconciler.manifest.convert import convert_files, write
+
+    if not files:
+        raise click.UsageError("give the files to convert, e.g. convert stream.yml")
+    converted = convert_files(files)
+    if out is None:
+        click.echo("---\n".join(c.text for c in converted), nl=False)
+        return EXIT_OK
+    for c, target in zip(converted, write(converted, out), strict=True):
+        click.echo(f"{c.file} -> {target} ({count_of(len(c.notes), 'note')})", err=True)
+    return EXIT_OK
 
 
 def _run(main: Coroutine[Any, Any, T]) -> T:
