@@ -193,6 +193,26 @@ def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
     return EXIT_OK
 
 
+@cli.command(context_settings=CONTEXT_SETTINGS)
+def schema() -> int:
+    """Print the JSON Schema of a manifest, for editors.
+
+    \b
+    Write it next to your manifests and name it in each file's first line:
+      jetstream-reconciler schema > stream.schema.json
+      # yaml-language-server: $schema=./stream.schema.json
+    VS Code (with the YAML extension) and other editors then complete field names and
+    values and mark wrong types and unknown fields as you type. validate checks more: rules
+    between fields, subjects, and everything across files.
+    """
+    import json
+
+    from reconciler.manifest.editor import manifest_schema
+
+    click.echo(json.dumps(manifest_schema(), indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
 #: stream names `validate` shows before it only counts the rest
 SHOWN_NAMES = 5
 
