@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from reconciler.jetstream import JetStream, connect_as
 from reconciler.jetstream.connection import Callback
-from reconciler.jetstream.wire import API
 from reconciler.model import ConnectOptions, StoredMessage
 
 
@@ -27,7 +26,7 @@ class TestClient(JetStream):
         return messages
 
     async def delete_stream(self, name: str) -> None:
-        await self._request(f"{API}.STREAM.DELETE.{name}", stream=name)
+        await self._request(f"{self._api}.STREAM.DELETE.{name}", stream=name)
 
 
 async def connect(
