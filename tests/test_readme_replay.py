@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from reconciler.testing import free_port
 
@@ -565,8 +566,26 @@ def cli_synopsis(replay: Replay, block: Block) -> None:
             assert f"[env: {variable}]" in about, (option, about)
 
 
+def editor_example(replay: Replay, block: Block) -> None:
+    """The manifest of "Editors", beside the schema the README's command wrote in the clone:
+    the schema its first line names accepts it, and so does validate."""
+    import jsonschema  # type: ignore[import-untyped]
+
+    home = replay.tmp / "editor-example"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "orders.yaml").write_text(block.body)
+    (named,) = re.findall(r"^# yaml-language-server: \$schema=(\S+)$", block.body, re.M)
+    schema = json.loads((replay.clone / "stream.schema.json").read_text())
+    (home / "config" / named).resolve().write_text(json.dumps(schema))
+    jsonschema.Draft7Validator(schema).validate(yaml.safe_load(block.body))
+    done = replay.cli("validate", "config/", cwd=home)
+    assert (done.returncode, done.stdout) == (0, "1 manifest file valid: 1 stream (orders).\n"), \
+        done.stderr
+
+
 DOCUMENTED: dict[tuple[str, str], Callable[[Replay, Block], None]] = {
     ("yaml", "name: events"): manifest_example,
+    ("yaml", "yaml-language-server"): editor_example,
     ("text", "has no unit"): validation_errors,
     ("json", '"format_version"'): plan_json,
     ("text", "jetstream-reconciler validate [PATH]"): cli_synopsis,
