@@ -544,7 +544,7 @@ def cli_synopsis(replay: Replay, block: Block) -> None:
     for line in block.body.splitlines():
         text = line
         if line.startswith("jetstream-reconciler "):
-            text = line.split("...", 1)[1]
+            text = line.split("...", 1)[-1]  # after [PATH]..., when there is one
             helped = replay.cli(line.split()[1], "--help", cwd=replay.clone).stdout
             options = re.split(r"\n  (?=-)", helped.split("Options:", 1)[1])
         for option, value, paren in re.findall(
