@@ -321,12 +321,25 @@ class ConnectOptions:
     name: str = "jetstream-reconciler"
     """Client name; the server reports it in API advisories, which is how our own changes are
     told apart from everyone else's. The CLI names each process (`client_name()`)."""
+    js_domain: str | None = None
+    """The JetStream domain to manage (a leaf node's, say): every API request goes to
+    `$JS.<domain>.API`. Exclusive with `api_prefix`."""
+    api_prefix: str | None = None
+    """The subject prefix under which the JetStream API is reached (imported from another
+    account), instead of `$JS.API`."""
     connect_timeout: float = 2.0
     request_timeout: float = 5.0
     ping_interval: float = 1.0
     """Seconds between pings; a server that leaves `max_outstanding_pings` of them
     unanswered is taken for dead (a frozen server is noticed within about 4 s)."""
     max_outstanding_pings: int = 3
+
+    @property
+    def api(self) -> str:
+        """The subject prefix of every JetStream API request."""
+        if self.js_domain:
+            return f"$JS.{self.js_domain}.API"
+        return self.api_prefix or "$JS.API"
 
 
 @dataclass(frozen=True)

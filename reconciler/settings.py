@@ -113,6 +113,37 @@ def load_context(name: str | None, env: Mapping[str, str]) -> dict[str, Any]:
     return data
 
 
+_TOKEN = re.compile(r"^[^\s.*>]+$")
+_PREFIX = re.compile(r"^[^\s.*>]+(\.[^\s.*>]+)*$")
+
+
+def jetstream_api(
+    js_domain: str | None, api_prefix: str | None, ctx: Mapping[str, Any], context: str | None
+) -> tuple[str | None, str | None]:
+    """The JetStream domain or API prefix, from the flags, else from the NATS context
+    (`jetstream_domain`, `jetstream_api_prefix`, as the `nats` CLI writes them): at most
+    one of the two."""
+    if not js_domain and not api_prefix:
+        js_domain = str(ctx.get("jetstream_domain") or "") or None
+        api_prefix = str(ctx.get("jetstream_api_prefix") or "") or None
+        where = f"the NATS context {context or '(selected)'} sets both jetstream_domain and " \
+                "jetstream_api_prefix"
+    else:
+        where = "--js-domain and --api-prefix are both given"
+    if js_domain and api_prefix:
+        raise SettingsError(f"{where}: a domain stands for the prefix $JS.<domain>.API, so "
+                            "give only one (--js-domain hub, or --api-prefix '$JS.hub.API')")
+    if js_domain and not _TOKEN.match(js_domain):
+        raise SettingsError(f"--js-domain {js_domain!r}: a domain is one subject token: no "
+                            "'.', '*', '>' or spaces, e.g. 'hub'")
+    if api_prefix:
+        api_prefix = api_prefix.rstrip(".")
+        if not _PREFIX.match(api_prefix):
+            raise SettingsError(f"--api-prefix {api_prefix!r}: write a subject without "
+                                "wildcards or spaces, e.g. '$JS.hub.API' or 'js.orders.API'")
+    return js_domain, api_prefix
+
+
 def read_secret_file(path: str | None, what: str) -> str | None:
     if not path:
         return None
@@ -147,6 +178,8 @@ def connect_options(
     tls_cert: str | None,
     tls_key: str | None,
     tls_ca: str | None,
+    js_domain: str | None = None,
+    api_prefix: str | None = None,
     env: Mapping[str, str] | None = None,
     name: str | None = None,
 ) -> ConnectOptions:
@@ -168,8 +201,11 @@ def connect_options(
                        (tls_key, "--tls-key"), (tls_ca, "--tls-ca")):
         if path and not Path(path).is_file():
             raise SettingsError(f"{flag} {path}: no such file")
+    domain, prefix = jetstream_api(js_domain, api_prefix, ctx, context)
     return ConnectOptions(
         servers=servers,
+        js_domain=domain,
+        api_prefix=prefix,
         creds=pick(creds, "creds"),
         nkey=pick(nkey, "nkey"),
         user=pick(user, "user"),

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 __all__ = [
+    "DURATION_UNITS",
+    "RFC3339_PATTERN",
+    "SIZE_UNITS",
     "UnitError",
     "format_duration",
     "format_size",
@@ -79,6 +82,8 @@ _DURATION_ALIASES: dict[str, str] = {
     "usec": "us", "usecs": "us", "micros": "us", "US": "us",
     "nsec": "ns", "nsecs": "ns", "nanos": "ns", "NS": "ns",
 }  # fmt: skip
+#: the units a duration may be written in
+DURATION_UNITS: tuple[str, ...] = tuple(_NS_PER)
 _CALENDAR_UNITS = frozenset({"y", "yr", "year", "years", "Y", "mo", "month", "months", "M"})
 
 _DURATION_HINT = "write a duration such as '30s', or 0"
@@ -241,6 +246,8 @@ _BYTES_PER: dict[str, int] = {
     "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "Pi": 1024**5,
     "KB": 1000, "kB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4, "PB": 1000**5,
 }  # fmt: skip
+#: the units a size may be written in
+SIZE_UNITS: tuple[str, ...] = tuple(_BYTES_PER)
 _AMBIGUOUS_SIZE_UNITS = {"K": "K", "k": "K", "M": "M", "G": "G", "T": "T", "P": "P"}
 _CANONICAL_SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "KB", "MB", "GB", "TB", "PB")
 _SIZE_HINT = "write a number of bytes, a size such as '512MiB', or 'unlimited'"
@@ -364,9 +371,11 @@ def parse_count(value: object) -> int:
 
 # --- timestamps (mirror/sources opt_start_time, and the server's own times) -----------------
 
-_RFC3339 = re.compile(
+#: an RFC 3339 time as the server writes and reads it (to nanoseconds, with a zone)
+RFC3339_PATTERN = (
     r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
 )
+_RFC3339 = re.compile(RFC3339_PATTERN)
 
 
 def parse_timestamp(text: str) -> int:

@@ -281,7 +281,8 @@ def test_environment_variables(tmp_path: Path, nats_server: NatsServer, capsys: 
     assert code == 2 and out.startswith("+ events")
 
 
-@pytest.mark.parametrize("command", ["", "validate", "plan", "apply", "watch", "export", "convert"])
+@pytest.mark.parametrize(
+    "command", ["", "validate", "plan", "apply", "watch", "export", "convert", "schema"])
 def test_help_matches_the_committed_copy(command: str) -> None:
     """`--help` is part of the interface: changes to it show up in review."""
     from click.testing import CliRunner

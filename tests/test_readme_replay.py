@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from reconciler.testing import free_port
 
@@ -552,7 +553,7 @@ def cli_synopsis(replay: Replay, block: Block) -> None:
     for line in block.body.splitlines():
         text = line
         if line.startswith("jetstream-reconciler "):
-            text = line.split("...", 1)[1]
+            text = line.split("...", 1)[-1]  # after [PATH]..., when there is one
             helped = replay.cli(line.split()[1], "--help", cwd=replay.clone).stdout
             options = re.split(r"\n  (?=-)", helped.split("Options:", 1)[1])
         for option, value, paren in re.findall(
@@ -590,9 +591,27 @@ def converted_nack(replay: Replay, block: Block) -> None:
     assert (original.returncode, again.returncode, again.stderr) == (0, 0, ""), again.stderr
 
 
+def editor_example(replay: Replay, block: Block) -> None:
+    """The manifest of "Editors", beside the schema the README's command wrote in the clone:
+    the schema its first line names accepts it, and so does validate."""
+    import jsonschema  # type: ignore[import-untyped]
+
+    home = replay.tmp / "editor-example"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "orders.yaml").write_text(block.body)
+    (named,) = re.findall(r"^# yaml-language-server: \$schema=(\S+)$", block.body, re.M)
+    schema = json.loads((replay.clone / "stream.schema.json").read_text())
+    (home / "config" / named).resolve().write_text(json.dumps(schema))
+    jsonschema.Draft7Validator(schema).validate(yaml.safe_load(block.body))
+    done = replay.cli("validate", "config/", cwd=home)
+    assert (done.returncode, done.stdout) == (0, "1 manifest file valid: 1 stream (orders).\n"), \
+        done.stderr
+
+
 DOCUMENTED: dict[tuple[str, str], Callable[[Replay, Block], None]] = {
     ("yaml", "max_age: 7d"): manifest_example,
     ("yaml", "# Exported by jetstream-reconciler"): exported_manifest,
+    ("yaml", "yaml-language-server"): editor_example,
     ("text", "has no unit"): validation_errors,
     ("json", '"format_version"'): plan_json,
     ("text", "jetstream-reconciler validate [PATH]"): cli_synopsis,

@@ -40,7 +40,8 @@ def _settings(paths: Sequence[str], kw: dict[str, Any]) -> Settings:
     who = identity()
     connect = connect_options(**{k: kw.pop(k) for k in (
         "server", "context", "creds", "nkey", "user", "password", "password_file", "token",
-        "token_file", "tls_cert", "tls_key", "tls_ca")}, name=client_name(who))
+        "token_file", "tls_cert", "tls_key", "tls_ca", "js_domain", "api_prefix")},
+        name=client_name(who))
     if "lease" in kw:
         no_lease = kw.pop("no_lease")
         kw["lease"] = None if no_lease else lease_name(kw["lease"])
@@ -125,6 +126,26 @@ def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
                    "changed.", err=True)
         return EXIT_ERROR
     click.echo(summary + "; the server would accept them.")
+    return EXIT_OK
+
+
+@cli.command(context_settings=CONTEXT_SETTINGS)
+def schema() -> int:
+    """Print the JSON Schema of a manifest, for editors.
+
+    \b
+    Write it next to your manifests and name it in each file's first line:
+      jetstream-reconciler schema > stream.schema.json
+      # yaml-language-server: $schema=./stream.schema.json
+    VS Code (with the YAML extension) and other editors then complete field names and
+    values and mark wrong types and unknown fields as you type. validate checks more: rules
+    between fields, subjects, and everything across files.
+    """
+    import json
+
+    from reconciler.manifest.editor import manifest_schema
+
+    click.echo(json.dumps(manifest_schema(), indent=2, ensure_ascii=False))
     return EXIT_OK
 
 

@@ -40,6 +40,14 @@ def _connection_options(f: F) -> F:
                      help="TLS client key. [env: NATS_KEY]"),
         click.option("--tls-ca", envvar="NATS_CA", metavar="FILE",
                      help="CA certificate to verify the server. [env: NATS_CA]"),
+        click.option("--js-domain", envvar=ENV + "JS_DOMAIN", metavar="DOMAIN",
+                     help="Manage the streams of this JetStream domain (a leaf node's, or a "
+                          "hub's from a leaf): API requests go to $JS.DOMAIN.API. "
+                          f"[env: {ENV}JS_DOMAIN]"),
+        click.option("--api-prefix", envvar=ENV + "API_PREFIX", metavar="SUBJECT",
+                     help="Reach the JetStream API under this prefix instead of $JS.API "
+                          "(JetStream imported from another account). Not with --js-domain. "
+                          f"[env: {ENV}API_PREFIX]"),
     ]
     for option in reversed(options):
         f = option(f)

@@ -74,9 +74,16 @@ class Field:
     """Its canonical value is computed from other fields (see `plan.canonical`)."""
     whole: bool = False
     """Compared and shown as one value: a change in any part shows the whole."""
-    required: tuple[str, ...] = ()
+    required_keys: tuple[str, ...] = ()
     """The keys a manifest must write in this object (for a list of objects: in each of
     them), from the schema's `required`."""
+    item: str | None = None
+    """For a list or a map of plain values: the values' JSON type (string for `subjects`)."""
+    required: bool = False
+    """The object it belongs to must have it (`sources.*.name`)."""
+    pattern: str | None = None
+    description: str | None = None
+    """The schema's pattern and description (for the manifest schema editors read)."""
 
     @property
     def top_level(self) -> bool:
@@ -178,9 +185,12 @@ def from_schema(
 
 
 def _collect(rows: dict[str, Field], schema: Mapping[str, Any], prefix: str) -> None:
+    # the top level's `required` is the server's view of a complete config: a manifest names
+    # only what it sets
+    required = set(schema.get("required", ())) if prefix else set()
     for name, sub in schema.get("properties", {}).items():
         path = prefix + name
-        rows[path] = _row(path, sub)
+        rows[path] = replace(_row(path, sub), required=name in required)
         if "properties" in sub:
             _collect(rows, sub, path + ".")
         items = sub.get("items") or {}
@@ -197,6 +207,8 @@ def _row(path: str, schema: Mapping[str, Any]) -> Field:
     default = schema.get("default")
     minimum = schema.get("minimum")
     required = schema.get("required") or (schema.get("items") or {}).get("required") or ()
+    inner = schema.get("items") if kind == "array" else schema.get("additionalProperties")
+    item = inner.get("type") if isinstance(inner, Mapping) and "properties" not in inner else None
     return Field(
         path=path,
         type=str(kind),
@@ -207,7 +219,10 @@ def _row(path: str, schema: Mapping[str, Any]) -> Field:
         minimum=minimum,
         maximum=schema.get("maximum"),
         max_length=schema.get("maxLength"),
-        required=tuple(required),
+        required_keys=tuple(required),
+        item=str(item) if item else None,
+        pattern=schema.get("pattern"),
+        description=schema.get("description"),
     )
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 import nats.errors
 import structlog
@@ -51,11 +52,20 @@ class AdvisoryWatch:
                 await task
 
 
-def decode_advisory(msg: Msg, identity: Identity) -> Advisory | None:
-    """An advisory message as our `Advisory`; None (logged at debug) when it is malformed."""
+#: `domain` of an advisory watch that takes the advisories of every domain
+ANY_DOMAIN: Final = object()
+
+
+def decode_advisory(
+    msg: Msg, identity: Identity, domain: str | object | None = ANY_DOMAIN
+) -> Advisory | None:
+    """An advisory message as our `Advisory`; None (logged at debug) when it is malformed,
+    and when it comes from another JetStream domain than `domain` (None: no domain)."""
     try:
         payload = json.loads(msg.data)
         if not isinstance(payload, dict):
+            return None
+        if domain is not ANY_DOMAIN and (payload.get("domain") or None) != domain:
             return None
         client_id, name = identity()
         return parse_advisory(msg.subject, payload, client_id=client_id, name=name)
@@ -65,11 +75,13 @@ def decode_advisory(msg: Msg, identity: Identity) -> Advisory | None:
 
 
 async def watch_advisories(
-    nc: Client, handler: AdvisoryHandler, identity: Identity, *, timeout: float, url: str
+    nc: Client, handler: AdvisoryHandler, identity: Identity, *, timeout: float, url: str,
+    domain: str | object | None = ANY_DOMAIN,
 ) -> AdvisoryWatch:
     """Call `handler` with every stream-change advisory, one at a time, in arrival order.
     A failing handler is logged and the watch goes on. `timeout` bounds the flush that
-    proves the subscriptions are in place; `url` is for messages."""
+    proves the subscriptions are in place; `url` is for messages; `domain`: only the
+    advisories of this JetStream domain (they name it), or ANY_DOMAIN."""
     queue: asyncio.Queue[Msg] = asyncio.Queue()
 
     async def enqueue(msg: Msg) -> None:
@@ -78,7 +90,7 @@ async def watch_advisories(
     async def deliver() -> None:
         while True:
             msg = await queue.get()
-            advisory = decode_advisory(msg, identity)
+            advisory = decode_advisory(msg, identity, domain)
             if advisory is None:
                 continue
             try:

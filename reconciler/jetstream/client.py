@@ -74,7 +74,7 @@ class JetStream(Streams):
         return out, False
 
     async def _next_message(self, name: str, seq: int) -> StoredMessage | None:
-        subject = f"{API}.STREAM.MSG.GET.{name}"
+        subject = f"{self._api}.STREAM.MSG.GET.{name}"
         try:
             reply = await self._request(subject, {"seq": seq, "next_by_subj": ">"}, stream=name)
         except ApiError as exc:
@@ -104,7 +104,7 @@ class JetStream(Streams):
             "allow_direct": True,
             "duplicate_window": 120_000_000_000,
         }
-        await self._request(f"{API}.STREAM.CREATE.{stream}", config, stream=stream)
+        await self._request(f"{self._api}.STREAM.CREATE.{stream}", config, stream=stream)
 
     async def kv_get(self, bucket: str, key: str) -> KvEntry | None:
         """The latest value of `key`, from the stream leader (not a possibly stale replica),
@@ -112,7 +112,7 @@ class JetStream(Streams):
         stream = f"KV_{bucket}"
         try:
             reply = await self._request(
-                f"{API}.STREAM.MSG.GET.{stream}", {"last_by_subj": f"$KV.{bucket}.{key}"},
+                f"{self._api}.STREAM.MSG.GET.{stream}", {"last_by_subj": f"$KV.{bucket}.{key}"},
                 stream=stream)
         except ApiError as exc:
             if exc.err_code == NO_MESSAGE:
@@ -130,7 +130,10 @@ class JetStream(Streams):
         the new revision. Someone else's write in between is `ApiError` with err_code 10071
         (wrong last sequence)."""
         headers = {"Nats-Expected-Last-Subject-Sequence": str(revision)}
-        return await self._publish(f"$KV.{bucket}.{key}", value, headers=headers)
+        # under a domain or an import the key is reached through the API prefix, as the
+        # JetStream clients do (the server maps `$JS.<domain>.API.$KV.>` to `$KV.>`)
+        prefix = "" if self._api == API else f"{self._api}."
+        return await self._publish(f"{prefix}$KV.{bucket}.{key}", value, headers=headers)
 
     # watches (stopped by `close()`)
 
@@ -142,6 +145,17 @@ class JetStream(Streams):
         self._watches.append(watch)
         return watch
 
+    def _advisory_domain(self) -> str | object | None:
+        """The domain whose advisories concern us: they come on the same subjects from every
+        domain this account reaches (a leaf node's too), each naming its own. Under an API
+        prefix the domain is unknown: every advisory is taken (each is only a trigger)."""
+        if self._opts.js_domain:
+            return self._opts.js_domain
+        if self._opts.api_prefix:
+            return advisories.ANY_DOMAIN
+        info = getattr(self._nc, "latest_info", None) or self._nc._server_info
+        return str(info.get("domain") or "") or None
+
     async def watch_advisories(self, handler: AdvisoryHandler) -> AdvisoryWatch:
         """Call `handler` with every stream-change advisory, one at a time, in arrival order.
 
@@ -150,6 +164,6 @@ class JetStream(Streams):
         """
         watch = await advisories.watch_advisories(
             self._nc, handler, lambda: (self.client_id, self.client_name),
-            timeout=self._opts.request_timeout, url=self.url)
+            timeout=self._opts.request_timeout, url=self.url, domain=self._advisory_domain())
         self._watches.append(watch)
         return watch

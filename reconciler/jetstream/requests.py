@@ -51,6 +51,8 @@ class Connection:
     def __init__(self, nc: Client, opts: ConnectOptions) -> None:
         self._nc = nc
         self._opts = opts
+        self._api = opts.api
+        """the subject prefix of API requests: `$JS.API`, or a domain's or an import's"""
         self.client_name = opts.name
         self.closing = False
         self._watches: list[AdvisoryWatch] = []
@@ -168,6 +170,10 @@ class Connection:
                 f"{where}{subject}: not sent: the connection to {self.url} was lost",
                 sent=False)
         if isinstance(exc, nats.errors.NoRespondersError):
+            if subject.startswith(f"{self._api}.") and self._api != API:
+                return JetStreamError(
+                    f"no JetStream answers on {self._api} through {self.url} (no "
+                    f"responders): {_unreached(self._opts)}")
             if subject.startswith(f"{API}."):
                 return JetStreamError(
                     f"JetStream is not enabled on {self.url} (no responders on {API}): "
@@ -218,6 +224,15 @@ class Connection:
     def _lost_in_flight(self, subject: str) -> str:
         return (f"{subject} on {self.url}: the connection was lost before the server answered "
                 "(the request may or may not have been carried out)")
+
+
+def _unreached(opts: ConnectOptions) -> str:
+    """Why no JetStream answers under a domain's or an import's prefix."""
+    if opts.js_domain:
+        return (f"no server of domain {opts.js_domain!r} is reachable from here (is the leaf "
+                "node connected, and is its domain spelt so?)")
+    return (f"nothing serves the JetStream API under {opts.api_prefix!r} in this account "
+            "(check the account's import and the prefix)")
 
 
 def _timeout_message(subject: str, timeout: float, stream: str | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reconciler.errors import ApiError
 from reconciler.jetstream.requests import Connection
-from reconciler.jetstream.wire import API, STREAM_NOT_FOUND, live_stream, stream_name
+from reconciler.jetstream.wire import STREAM_NOT_FOUND, live_stream, stream_name
 from reconciler.model import Config, Listing, LiveStream, ServerIdentity, Topology
 
 #: why STREAM.LIST names a stream as `missing` (the server waits 4 s for each stream leader)
@@ -34,7 +34,7 @@ class Streams(Connection):
         offset = 0
         while True:
             page = await self._request(
-                f"{API}.STREAM.LIST", {"offset": offset}, extra_wait=_LIST_GATHER
+                f"{self._api}.STREAM.LIST", {"offset": offset}, extra_wait=_LIST_GATHER
             )
             infos = [live_stream(info) for info in page.get("streams") or []]
             listed = {stream.name for stream in infos}
@@ -75,7 +75,7 @@ class Streams(Connection):
     async def stream_info(self, name: str) -> LiveStream | None:
         """The stream's raw config and state, or None when there is no such stream."""
         try:
-            info = await self._request(f"{API}.STREAM.INFO.{name}", stream=name)
+            info = await self._request(f"{self._api}.STREAM.INFO.{name}", stream=name)
         except ApiError as exc:
             if exc.err_code == STREAM_NOT_FOUND:
                 return None
@@ -87,7 +87,7 @@ class Streams(Connection):
         counts: dict[str, int] = {}
         while True:
             body = {"subjects_filter": filter, "offset": len(counts)}
-            info = await self._request(f"{API}.STREAM.INFO.{name}", body, stream=name)
+            info = await self._request(f"{self._api}.STREAM.INFO.{name}", body, stream=name)
             page = (info.get("state") or {}).get("subjects") or {}
             before = len(counts)
             counts.update({str(k): int(v) for k, v in page.items()})
@@ -99,11 +99,13 @@ class Streams(Connection):
         """Create the stream; `pedantic` so the server rejects what it would adjust."""
         name = stream_name(config)
         body = {**config, "pedantic": True}
-        return live_stream(await self._request(f"{API}.STREAM.CREATE.{name}", body, stream=name))
+        subject = f"{self._api}.STREAM.CREATE.{name}"
+        return live_stream(await self._request(subject, body, stream=name))
 
     async def update_stream(self, config: Config) -> LiveStream:
         """Replace the stream's whole configuration (fields left out are reset)."""
         name = stream_name(config)
         body = {**config, "pedantic": True}
-        return live_stream(await self._request(f"{API}.STREAM.UPDATE.{name}", body, stream=name))
+        subject = f"{self._api}.STREAM.UPDATE.{name}"
+        return live_stream(await self._request(subject, body, stream=name))
 

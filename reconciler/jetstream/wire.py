@@ -190,6 +190,11 @@ def _api_advisory(
     # have replaced the config by the time the server writes the response.
     config = _decoded(payload.get("request"))
     client = payload.get("client") or {}
+    if client.get("kind") == "Leafnode":
+        # a request that came over a leaf node connection (another JetStream domain's
+        # client): the server names the connection, not who sent it, so this says no more
+        # than the stream advisory does (and our own would pass for someone else's)
+        return None
     cid = client.get("id", client.get("cid"))
     cid = cid if isinstance(cid, int) else None
     client_name = client.get("name") or None

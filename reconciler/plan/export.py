@@ -64,7 +64,7 @@ def _written(path: str, value: Any) -> Any:
     if isinstance(value, Mapping):
         # a key the manifest must write, which the canonical form dropped as empty
         row = STREAM.get(path.removesuffix(".*"))
-        value = {**{k: "" for k in row.required if k not in value}, **value} if row else value
+        value = {**{k: "" for k in row.required_keys if k not in value}, **value} if row else value
         keys = sorted(value, key=lambda k: (_POSITION.get(f"{path}.{k}", len(_POSITION)), k))
         return {k: _written(f"{path}.{k}", value[k]) for k in keys}
     if isinstance(value, list):

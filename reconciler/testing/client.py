@@ -9,7 +9,6 @@ from typing import Any
 
 from reconciler.jetstream import JetStream, connect_as, live_stream
 from reconciler.jetstream.connection import Callback
-from reconciler.jetstream.wire import API
 from reconciler.model import ConnectOptions, LiveStream, StoredMessage
 
 
@@ -30,13 +29,13 @@ class TestClient(JetStream):
         return messages
 
     async def delete_stream(self, name: str) -> None:
-        await self._request(f"{API}.STREAM.DELETE.{name}", stream=name)
+        await self._request(f"{self._api}.STREAM.DELETE.{name}", stream=name)
 
     async def raw_stream_request(self, verb: str, config: Mapping[str, Any]) -> LiveStream:
         """`$JS.API.STREAM.<verb>.<name>` (CREATE or UPDATE) with `config` sent as it is, the
         way another tool makes a stream: no canonical form, no `pedantic`."""
         name = str(config["name"])
-        return live_stream(await self._request(f"{API}.STREAM.{verb}.{name}", config,
+        return live_stream(await self._request(f"{self._api}.STREAM.{verb}.{name}", config,
                                                stream=name))
 
 
