@@ -609,7 +609,7 @@ def editor_example(replay: Replay, block: Block) -> None:
 
 
 DOCUMENTED: dict[tuple[str, str], Callable[[Replay, Block], None]] = {
-    ("yaml", "max_age: 7d"): manifest_example,
+    ("yaml", "allow_data_loss: false"): manifest_example,
     ("yaml", "# Exported by jetstream-reconciler"): exported_manifest,
     ("yaml", "yaml-language-server"): editor_example,
     ("text", "has no unit"): validation_errors,
