@@ -328,7 +328,7 @@ def _put_new(aside: Path, path: Path, text: str, written: Sequence[Path]) -> Non
 
 
 _WHAT_INSTEAD = ("Export to a new directory (--out DIR), or to standard output (--out -) to "
-                 "compare, move the files away, or add --force to replace them")
+                 "compare, move the files away, or add --overwrite to replace them")
 
 
 def _in_the_way(paths: Sequence[str]) -> str:

@@ -490,9 +490,9 @@ def test_export_writes_what_plan_reads_back_with_no_change(
     assert (code, out) == (1, "")
     assert err == (f"error: {out_dir / 'events.yaml'} already exists; nothing was written. "
                    "Export to a new directory (--out DIR), or to standard output (--out -) to "
-                   "compare, move the files away, or add --force to replace them\n")
+                   "compare, move the files away, or add --overwrite to replace them\n")
     assert (out_dir / "events.yaml").read_text().startswith("# edited\n")
-    assert run(capsys, "export", "--all", "--out", str(out_dir), "--force", *server)[0] == 0
+    assert run(capsys, "export", "--all", "--out", str(out_dir), "--overwrite", *server)[0] == 0
     assert (out_dir / "events.yaml").read_text().startswith("# Exported by")
 
 

@@ -301,7 +301,7 @@ def test_an_existing_file_is_never_replaced_without_force(tmp_path: Path) -> Non
     assert str(caught.value) == (
         f"{tmp_path / 'y.yaml'} already exists; nothing was written. Export to a new "
         "directory (--out DIR), or to standard output (--out -) to compare, move the files "
-        "away, or add --force to replace them")
+        "away, or add --overwrite to replace them")
     assert sorted(os.listdir(tmp_path)) == ["y.yaml"]
     assert (tmp_path / "y.yaml").read_text() == "mine\n"
     write_files(tmp_path, export_of("x", "y"), force=True)

@@ -401,9 +401,9 @@ def watch(paths: tuple[str, ...], resync: str, settle: str, conflict_window: str
               envvar=ENV + "OUTPUT", show_default=True,
               help="yaml: manifests; json: one JSON document for programs, on standard output "
                    f"only (the same documents, and the errors). [env: {ENV}OUTPUT]")
-@click.option("--force", envvar=ENV + "FORCE", is_flag=True,
+@click.option("--overwrite", "force", envvar=ENV + "OVERWRITE", is_flag=True,
               help="Replace files that exist in DIR. Without it, export writes nothing when a "
-                   f"file it would write is already there. [env: {ENV}FORCE]")
+                   f"file it would write is already there. [env: {ENV}OVERWRITE]")
 @_connection_options
 @_log_options
 def export_command(streams: tuple[str, ...], everything: bool, out: str, output: str,
