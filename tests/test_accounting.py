@@ -144,6 +144,8 @@ async def test_a_report_only_drift_is_logged_once_with_its_actor(
         with capture_logs() as logs:
             async with running(settings_for(nats_server, manifest, resync_s=0.1)) as daemon:
                 await edit(nc, max_msgs=99)
+                # counted from the first pass that saw it (a pass in flight at the edit may not)
+                await until(daemon, lambda: _has(logs, "drift_reported"))
                 passes = daemon.passes
                 await until(daemon, lambda: _after(daemon, passes + 5))
     finally:
