@@ -1,4 +1,5 @@
-"""Execute a plan: create and update streams with bounded concurrency, an outcome per stream.
+"""Execute a plan: create, update, adopt and delete streams with bounded concurrency, an
+outcome per stream.
 
 One stream's failure never stops the others. Every exception becomes an `Outcome`, except
 `asyncio.CancelledError`, which always propagates.
@@ -16,6 +17,7 @@ from reconciler.errors import ApiError, ConnectionLost, JetStreamError, RequestT
 from reconciler.events import changes_document, impact_document
 from reconciler.jetstream.protocol import StreamWriter as StreamWriter
 from reconciler.model import (
+    WRITES,
     Action,
     Outcome,
     Plan,
@@ -25,11 +27,15 @@ from reconciler.model import (
 
 log: FilteringBoundLogger = structlog.get_logger("reconciler.apply")
 
+#: the writes made against a live stream as read: read again just before
+_RECHECKED = (Action.UPDATE, Action.ADOPT, Action.DELETE)
+
 #: long applies report progress every this many streams (or every tenth of them)
 PROGRESS_EVERY = 100
 
 
-#: plans a stream again, just before its update, if the live stream moved since it was planned
+#: plans a stream again, just before its update, adoption or deletion, if the live stream
+#: moved since it was planned
 Recheck = Callable[[StreamPlan], Awaitable[StreamPlan]]
 
 
@@ -41,14 +47,14 @@ async def apply_plan(
     logger: FilteringBoundLogger | None = None,
     recheck: Recheck | None = None,
 ) -> tuple[Outcome, ...]:
-    """Carry out every create and update of `plan`; outcomes in the plan's order. Nothing is
-    decided here: the plan says what is written, left alone, reported or blocked. `recheck`,
-    called just before an update, returns the stream's plan made again if the live stream
-    moved since. Events go to `logger` (a structlog logger, bound to the reconcile id by the
-    caller)."""
+    """Carry out every write of `plan`; outcomes in the plan's order. Nothing is decided
+    here: the plan says what is written, left alone, reported or blocked. `recheck`, called
+    just before an update, adoption or deletion, returns the stream's plan made again if the
+    live stream moved since. Events go to `logger` (a structlog logger, bound to the
+    reconcile id by the caller)."""
     gate = asyncio.Semaphore(max(1, concurrency))
     log_to = logger or log
-    writes = sum(1 for s in plan.streams if s.action in (Action.CREATE, Action.UPDATE))
+    writes = sum(1 for s in plan.streams if s.action in WRITES)
     step = max(PROGRESS_EVERY, writes // 10)
     done = 0
 
@@ -56,7 +62,7 @@ async def apply_plan(
         nonlocal done
         planned = stream.action
         async with gate:
-            if recheck is not None and stream.action is Action.UPDATE:
+            if recheck is not None and stream.action in _RECHECKED:
                 try:
                     stream = await recheck(stream)
                 except asyncio.CancelledError:
@@ -66,7 +72,7 @@ async def apply_plan(
                                  action=str(stream.action), error=str(exc))
                     return Outcome(stream, Status.FAILED, str(exc))
             outcome = await apply_stream(js, stream, log_to)
-        if planned in (Action.CREATE, Action.UPDATE):
+        if planned in WRITES:
             done += 1
             if writes >= PROGRESS_EVERY and (done % step == 0 or done == writes):
                 log_to.info("apply_progress", done=done, total=writes)
@@ -93,20 +99,8 @@ async def apply_stream(
         bound.info("drift_reported", changes=changes_document(stream.changes),
                    reasons=list(stream.reasons))
         return Outcome(stream, Status.REPORTED)
-    assert stream.config is not None
     try:
-        if stream.action is Action.CREATE:
-            await js.create_stream(stream.config)
-            bound.info("stream_created", config=dict(stream.config),
-                       changes=changes_document(stream.changes))
-            return Outcome(stream, Status.CREATED)
-        await js.update_stream(stream.config)
-        bound.info(
-            "stream_updated",
-            changes=changes_document(stream.changes),
-            impact=impact_document(stream.impact),
-        )
-        return Outcome(stream, Status.UPDATED)
+        return await _write(js, stream, bound)
     except asyncio.CancelledError:
         raise
     except ApiError as exc:
@@ -123,3 +117,28 @@ async def apply_stream(
                     in_doubt=in_doubt)
         return Outcome(stream, Status.FAILED, str(exc), connection_lost=lost, in_doubt=in_doubt)
 
+
+
+async def _write(js: StreamWriter, stream: StreamPlan, bound: FilteringBoundLogger) -> Outcome:
+    if stream.action is Action.DELETE:
+        await js.delete_stream(stream.name)
+        bound.warning("stream_deleted", manifest=stream.location.file if stream.location else None,
+                      impact=impact_document(stream.impact))
+        return Outcome(stream, Status.DELETED)
+    assert stream.config is not None
+    if stream.action is Action.CREATE:
+        await js.create_stream(stream.config)
+        bound.info("stream_created", config=dict(stream.config),
+                   changes=changes_document(stream.changes))
+        return Outcome(stream, Status.CREATED)
+    await js.update_stream(stream.config)
+    if stream.adopt:
+        bound.info("stream_adopted", manifest=stream.location.file if stream.location else None)
+    if stream.action is Action.ADOPT:
+        return Outcome(stream, Status.ADOPTED)
+    bound.info(
+        "stream_updated",
+        changes=changes_document(stream.changes),
+        impact=impact_document(stream.impact),
+    )
+    return Outcome(stream, Status.UPDATED)

@@ -96,6 +96,20 @@ EVENTS: tuple[Event, ...] = (
         _STREAM, _k("config"),
         _k("changes", "what the manifest sets beyond the server's defaults"), _RECONCILE_ID)),
     Event("stream_updated", "info", (_STREAM, _CHANGES, _IMPACT, _RECONCILE_ID)),
+    Event("stream_adopted", "info", (
+        _STREAM, _k("manifest", "the file recorded as declaring it"), _RECONCILE_ID),
+          "ownership recorded in the stream's metadata (with its update, if it had changes)"),
+    Event("stream_undeclared", "warning", (
+        _STREAM, _k("manifest", "the file that declared it when it was last written; null "
+                    "when unknown"),
+        _k("messages"), _k("bytes"),
+        _k("prune", "kept: pruning is off; held: in its grace period; delete; blocked"),
+        _RECONCILE_ID),
+          "a stream we own that no manifest declares; watch mode logs it once per appearance"),
+    Event("stream_deleted", "warning", (
+        _STREAM, _k("manifest", "the file that last declared it"),
+        _k("impact", "what the deletion destroyed, read just before it; null: no message"),
+        _RECONCILE_ID), "pruned: owned and undeclared, with every guard passed"),
     Event("change_blocked", "warning", (
         _STREAM, _k("reasons"), _IMPACT, _CHANGES, _RECONCILE_ID)),
     Event("drift_reported", "info", (_STREAM, _CHANGES, _k("reasons"), _RECONCILE_ID),
@@ -109,7 +123,8 @@ EVENTS: tuple[Event, ...] = (
         _k("stream"), _k("managed"), _k("error"), _RECONCILE_ID),
           "the server could not describe it; left as it is"),
     Event("reconcile_finished", "info", (
-        _k("counts", "per outcome"), _k("streams"), _k("unmanaged"), _k("degraded"),
+        _k("counts", "per outcome"), _k("streams"), _k("unmanaged"),
+        _k("undeclared", "owned streams no manifest declares, kept"), _k("degraded"),
         _k("duration_ms"), _k("trigger"), _RECONCILE_ID)),
     # watch mode (daemon)
     Event("reconcile_failed", "error", (_k("error"), _k("reconcile_id")),

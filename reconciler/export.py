@@ -190,7 +190,7 @@ def _checked(exported: list[Exported], live: Mapping[str, LiveStream],
                                               f"validation: {shown}", found))
             continue
         plan = plan_stream(spec, live[e.name])
-        if plan.action is Action.NOOP:
+        if plan.action in (Action.NOOP, Action.ADOPT):  # in sync (adoption changes nothing)
             out.append(e)
             continue
         changes = ", ".join(f"{c.path}: {c.live!r} -> {c.desired!r}" for c in plan.changes)

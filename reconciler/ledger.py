@@ -19,7 +19,7 @@ noted change was overwritten by us, and is logged as such.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from reconciler.model import Config, FieldChange
@@ -66,6 +66,7 @@ class Ledger:
     _changes: dict[str, list[OutsideChange]] = field(default_factory=dict)
     _writes: dict[str, _Write] = field(default_factory=dict)
     _logged: dict[str, tuple[FieldChange, ...]] = field(default_factory=dict)
+    _undeclared: frozenset[str] = frozenset()
 
     def note(self, stream: str, actor: str | None, config: Config | None) -> None:
         self._seq += 1
@@ -113,6 +114,14 @@ class Ledger:
         """Our update of `stream`, planned against `basis` as read at `position`, succeeded."""
         self._writes[stream] = _Write(canonical(basis), position)
         self._logged.pop(stream, None)
+
+    def undeclared_news(self, names: Iterable[str]) -> list[str]:
+        """Of the owned streams no manifest declares in this pass (`names`), those that were
+        not so in the last pass: each appearance is logged once."""
+        now = frozenset(names)
+        news = sorted(now - self._undeclared)
+        self._undeclared = now
+        return news
 
     def first_report(self, stream: str, changes: Sequence[FieldChange]) -> bool:
         """Whether this drift of a stream is news: not the very drift last logged for it.

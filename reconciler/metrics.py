@@ -67,6 +67,11 @@ METRICS: tuple[Metric, ...] = (
            "1 when every manifest passed validation, else 0."),
     Metric("manifest_problems", "gauge", "manifest_problems",
            "Problems found in the manifests at the last load."),
+    Metric("undeclared_streams", "gauge", "undeclared_streams",
+           "Streams this reconciler owns that no manifest declares (kept, in their grace "
+           "period, or about to be pruned) after the last reconcile."),
+    Metric("streams_deleted", "counter", "streams_deleted",
+           "Streams deleted by prune, by stream.", (Label("stream"),)),
     Metric("leader", "gauge", "leader",
            "1 while this process holds the lease and may write, else 0 (a standby, or no "
            "lease: see --lease)."),
@@ -85,6 +90,8 @@ class Metrics:
     connected: Gauge
     manifests_valid: Gauge
     manifest_problems: Gauge
+    undeclared_streams: Gauge
+    streams_deleted: Counter
     leader: Gauge
 
     def __init__(self) -> None:

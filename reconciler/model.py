@@ -202,6 +202,11 @@ class Action(StrEnum):
     REPORT = "report"
     """The stream differs (or is missing) but is left as it is and the difference only logged:
     its policy is `drift: report`, or watch mode paused healing it (a conflict)."""
+    ADOPT = "adopt"
+    """The stream matches its manifest but is not ours yet: record ownership in its metadata
+    (nothing else changes)."""
+    DELETE = "delete"
+    """An owned stream that no manifest declares any more: delete it (prune, opt-in only)."""
 
 
 @dataclass(frozen=True)
@@ -252,22 +257,56 @@ class StreamPlan:
     """The stream is not on the server (`changes` then list what the manifest sets)."""
     basis: Config | None = field(default=None, compare=False, repr=False)
     """The live configuration (as read) this plan was made against; None when missing."""
+    adopt: bool = False
+    """This update also records ownership: the stream was not ours until now."""
+    undeclared: bool = False
+    """No manifest declares the stream: a deletion that pruning plans (or refuses)."""
+
+
+@dataclass(frozen=True)
+class Undeclared:
+    """A stream this reconciler owns that no manifest declares any more, left as it is (not
+    pruned): where it was last declared, and what deleting it would destroy."""
+
+    name: str
+    manifest: str | None
+    """The manifest file recorded in the stream's metadata when it was last written."""
+    messages: int = 0
+    bytes: int = 0
+    note: str | None = None
+    """Why it is kept although pruning is on (watch mode's grace period)."""
+
+
+#: the actions that write to the server
+WRITES = frozenset({Action.CREATE, Action.UPDATE, Action.ADOPT, Action.DELETE})
+#: the writes that change a stream: all but adoption, which only records ownership
+CHANGES = WRITES - {Action.ADOPT}
 
 
 @dataclass(frozen=True)
 class Plan:
     streams: tuple[StreamPlan, ...] = ()
     unmanaged: tuple[str, ...] = ()
-    """Streams on the server that no manifest declares: listed, never touched."""
+    """Streams on the server that no manifest declares and this reconciler does not own:
+    listed, never touched."""
     degraded: tuple[Degraded, ...] = ()
     """Streams the server could not describe: reported, not planned, never touched."""
+    undeclared: tuple[Undeclared, ...] = ()
+    """Owned streams that no manifest declares, kept (pruning is off, or their grace period
+    runs); those to prune are in `streams` as `Action.DELETE` (or blocked)."""
 
     def count(self, action: Action) -> int:
         return sum(1 for s in self.streams if s.action is action)
 
     @property
     def pending(self) -> bool:
-        return any(s.action in (Action.CREATE, Action.UPDATE) for s in self.streams)
+        """A stream is to be created, updated or deleted (adoption changes no stream)."""
+        return any(s.action in CHANGES for s in self.streams)
+
+    @property
+    def writes(self) -> bool:
+        """Apply has something to write, adoptions included."""
+        return any(s.action in WRITES for s in self.streams)
 
     @property
     def blocked(self) -> bool:
@@ -282,6 +321,10 @@ class Status(StrEnum):
     """Refused by policy (data loss not allowed) or impossible for the server."""
     REPORTED = "reported"
     """Drift left in place, as the plan decided (`Action.REPORT`)."""
+    ADOPTED = "adopted"
+    """Ownership recorded (`Action.ADOPT`)."""
+    DELETED = "deleted"
+    """Deleted by prune (`Action.DELETE`)."""
     FAILED = "failed"
 
 

@@ -28,6 +28,7 @@ from reconciler.jetstream.protocol import JetStreamAPI as JetStreamAPI
 from reconciler.ledger import Ledger, Settled
 from reconciler.model import (
     LEASE_STREAM,
+    Action,
     Config,
     Degraded,
     FieldChange,
@@ -40,6 +41,8 @@ from reconciler.model import (
     StreamSpec,
 )
 from reconciler.plan import SampleRequest, StreamInputs, canonical, prepare, prepare_pass
+from reconciler.plan.ownership import DEFAULT_OWNER, owner_of
+from reconciler.plan.prune import Prune, plan_delete
 
 log: FilteringBoundLogger = structlog.get_logger("reconciler.reconcile")
 
@@ -95,17 +98,21 @@ async def compute_plan(
     allow_data_loss: bool = False,
     concurrency: int = 32,
     holds: Mapping[str, str] | None = None,
+    owner: str = DEFAULT_OWNER,
+    prune: Prune | None = None,
 ) -> Plan:
     """Read the live state this plan needs, then plan (pure). A stream the server cannot
     describe is not planned (a missing stream would look like one to create): it is listed in
     `Plan.degraded`, with `Plan.unmanaged` when no manifest declares it. `holds` names
-    streams to only report (see `plan.plan_stream`). The reconcilers' own lease bucket is not
-    ours to plan: it is left out, neither managed nor unmanaged."""
+    streams to only report (see `plan.plan_stream`). `owner` is who this reconciler is, and
+    `prune` says whether and how owned streams no manifest declares are deleted
+    (`plan.prune`). The reconcilers' own lease bucket is not ours to plan: it is left out,
+    neither managed nor unmanaged."""
     listing = await js.list_streams()
     unreadable = {n: r for n, r in listing.unreadable.items() if n != LEASE_STREAM}
     by_name = {s.name: s for s in listing.streams if s.name != LEASE_STREAM}
     gate = asyncio.Semaphore(max(1, concurrency))
-    inputs = prepare_pass(specs, by_name.values())
+    inputs = prepare_pass(specs, by_name.values(), owner)
 
     async def sample(name: str, request: SampleRequest) -> tuple[str, MessageSample] | None:
         try:
@@ -124,7 +131,8 @@ async def compute_plan(
         sample(name, request) for name, request in inputs.sample_requests().items()))
     samples = dict(f for f in found if f is not None)
     plan = inputs.without(unreadable).plan(
-        samples, allow_data_loss=allow_data_loss, holds=holds, topology=js.topology())
+        samples, allow_data_loss=allow_data_loss, holds=holds, topology=js.topology(),
+        prune=prune)
     declared = {s.name: s for s in specs}
     degraded = tuple(
         Degraded(name, reason, managed=name in declared,
@@ -163,17 +171,20 @@ async def reconcile(
     plan: Plan | None = None,
     read_at: int | None = None,
     started: float | None = None,
+    owner: str = DEFAULT_OWNER,
+    prune: Prune | None = None,
 ) -> Result:
     """Plan, and apply unless `apply` is false; one `reconcile_finished` event.
 
     Each drift is logged once as `drift_detected`: its `source` from `sources` by stream
     name (None when unknown: one CLI run cannot tell which side moved), its actor from the
-    outside changes `ledger` accounts for (watch mode keeps one across passes). Just before
-    an update the stream is read again; if it moved since it was planned, it is planned
-    again (and what moved logged) so that no change is overwritten unplanned. `holds` names
-    streams to only report (see `plan.plan_stream`). A drift read before the advisory that
-    names who made it waits up to `actor_grace_s` for it. Raises only for errors that stop
-    the whole pass (listing streams failed); per-stream errors are outcomes.
+    outside changes `ledger` accounts for (watch mode keeps one across passes); each owned
+    stream no manifest declares once as `stream_undeclared`. Just before an update, adoption
+    or deletion the stream is read again; if it moved since it was planned, it is planned
+    again (and what moved logged) so that no change is overwritten unplanned. A drift read
+    before the advisory that names who made it waits up to `actor_grace_s` for it. Raises
+    only for errors that stop the whole pass (listing streams failed); per-stream errors are
+    outcomes. `holds`, `owner` and `prune`: see `compute_plan`.
 
     `plan` is the plan of `specs` when the caller has computed it already (watch mode looks
     it over first), `read_at` the ledger's position just before its live configs were read,
@@ -182,11 +193,12 @@ async def reconcile(
     started = time.monotonic() if started is None else started
     one = _Pass(js, specs, ledger, reconcile_id or new_reconcile_id(), sources or {},
                 holds or {}, allow_data_loss=allow_data_loss, concurrency=concurrency,
-                actor_grace_s=actor_grace_s)
+                actor_grace_s=actor_grace_s, owner=owner)
     if plan is None:
         read_at = ledger.position()
         plan = await compute_plan(
-            js, specs, allow_data_loss=allow_data_loss, concurrency=concurrency, holds=one.holds
+            js, specs, allow_data_loss=allow_data_loss, concurrency=concurrency, holds=one.holds,
+            owner=owner, prune=prune,
         )
     await one.account(plan, ledger.position() if read_at is None else read_at)
     outcomes: tuple[Outcome, ...] = ()
@@ -194,18 +206,8 @@ async def reconcile(
         if before_apply is not None:
             before_apply(plan)
         plan, outcomes = await one.apply(plan)
-    result = Result(one.reconcile_id, plan, outcomes, time.monotonic() - started,
-                    tuple(one.drifts))
-    one.log.info(
-        "reconcile_finished",
-        trigger=trigger,
-        streams=len(plan.streams),
-        unmanaged=len(plan.unmanaged),
-        degraded=[d.name for d in plan.degraded],
-        counts=result.counts(),
-        duration_ms=round(result.duration_s * 1000, 1),
-    )
-    return result
+    return one.finished(Result(one.reconcile_id, plan, outcomes, time.monotonic() - started,
+                               tuple(one.drifts)), trigger)
 
 
 class _Pass:
@@ -214,7 +216,8 @@ class _Pass:
 
     def __init__(self, js: JetStreamAPI, specs: Sequence[StreamSpec], ledger: Ledger,
                  reconcile_id: str, sources: Mapping[str, str], holds: Mapping[str, str], *,
-                 allow_data_loss: bool, concurrency: int, actor_grace_s: float) -> None:
+                 allow_data_loss: bool, concurrency: int, actor_grace_s: float,
+                 owner: str = DEFAULT_OWNER) -> None:
         self.js = js
         self.specs = {s.name: s for s in specs}
         self.ledger = ledger
@@ -225,17 +228,35 @@ class _Pass:
         self.allow_data_loss = allow_data_loss
         self.concurrency = concurrency
         self.actor_grace_s = actor_grace_s
+        self.owner = owner
         self.gate = asyncio.Semaphore(max(1, concurrency))
         self.drifts: list[Drift] = []
         self.bases: dict[str, tuple[LiveStream, int]] = {}
+
+    def finished(self, result: Result, trigger: str) -> Result:
+        plan = result.plan
+        self.log.info(
+            "reconcile_finished",
+            trigger=trigger,
+            streams=len(plan.streams),
+            unmanaged=len(plan.unmanaged),
+            undeclared=len(plan.undeclared),
+            degraded=[d.name for d in plan.degraded],
+            counts=result.counts(),
+            duration_ms=round(result.duration_s * 1000, 1),
+        )
+        return result
 
     async def account(self, plan: Plan, position: int) -> None:
         """Log what is unreadable, what an update of ours overwrote, and each new drift."""
         for degraded in plan.degraded:
             self.log.warning("stream_unreadable", stream=degraded.name,
                              managed=degraded.managed, error=degraded.reason)
+        self.undeclared(plan)
         news: list[tuple[StreamPlan, str | None]] = []
         for stream in plan.streams:
+            if stream.undeclared:
+                continue
             settled = self.ledger.settle(stream.name, position, stream.basis)
             self.overwritten(stream.name, settled)
             if self.ledger.first_report(stream.name, stream.changes):
@@ -250,6 +271,21 @@ class _Pass:
         for (stream, _), actor in zip(news, named, strict=True):
             self.drift(stream.name, str(stream.action), stream.changes,
                        self.sources.get(stream.name), actor, missing=stream.missing)
+
+    def undeclared(self, plan: Plan) -> None:
+        """Log each owned stream that no manifest declares, once while it stays so."""
+        found = {u.name: (u.manifest, u.messages, u.bytes, "held" if u.note else "kept")
+                 for u in plan.undeclared}
+        for s in plan.streams:
+            if s.undeclared:
+                impact = s.impact
+                found[s.name] = (s.location.file if s.location else None,
+                                 impact.messages if impact else 0,
+                                 impact.bytes if impact else 0, str(s.action))
+        for name in self.ledger.undeclared_news(found):
+            manifest, messages, size, prune = found[name]
+            self.log.warning("stream_undeclared", stream=name, manifest=manifest,
+                             messages=messages, bytes=size, prune=prune)
 
     def overwritten(self, name: str, settled: Settled) -> None:
         for actor, lost in settled.overwritten:
@@ -268,18 +304,22 @@ class _Pass:
         outcomes = await apply_plan(self.js, plan, concurrency=self.concurrency,
                                     logger=self.log, recheck=self.recheck)
         for outcome in outcomes:
-            if outcome.status is Status.UPDATED and outcome.name in self.bases:
+            if outcome.status in (Status.UPDATED, Status.ADOPTED) and outcome.name in self.bases:
                 basis, at = self.bases[outcome.name]
                 self.ledger.wrote(outcome.name, basis.config, at)
         return replace(plan, streams=tuple(o.plan for o in outcomes)), outcomes
 
     async def recheck(self, stream: StreamPlan) -> StreamPlan:
-        """Read the stream again just before its update; plan again if it moved."""
+        """Read the stream again just before its update or adoption; plan again if it moved.
+        A deletion is planned again from what is read."""
         assert stream.basis is not None
+        if stream.undeclared:
+            return await self.recheck_delete(stream)
         at = self.ledger.position()
         current = await self.js.stream_info(stream.name)
-        inputs = prepare(self.specs[stream.name], current)
-        if inputs.current is not None and inputs.current == canonical(stream.basis):
+        inputs = prepare(self.specs[stream.name], current, self.owner)
+        if (inputs.current is not None and inputs.current == canonical(stream.basis)
+                and current is not None and owner_of(current.config) == owner_of(stream.basis)):
             assert current is not None
             self.overwritten(stream.name, self.ledger.settle(stream.name, at, current.config))
             self.bases[stream.name] = (current, at)
@@ -300,6 +340,20 @@ class _Pass:
         if current is not None:
             self.bases[stream.name] = (current, at)
         return again
+
+
+    async def recheck_delete(self, stream: StreamPlan) -> StreamPlan:
+        """A deletion as the stream is now: gone (nothing to do), no longer ours (blocked),
+        or planned again on its current messages (blocked if they now need consent)."""
+        current = await self.js.stream_info(stream.name)
+        if current is None:
+            return replace(stream, action=Action.NOOP, reasons=(), impact=None)
+        if owner_of(current.config) != self.owner:
+            return replace(stream, action=Action.BLOCKED, reasons=(
+                f"the stream is no longer owned by '{self.owner}' (its ownership changed "
+                "after it was planned): left as it is",))
+        return replace(plan_delete(current, allow_data_loss=self.allow_data_loss),
+                       location=stream.location)
 
 
 async def _sample(

@@ -16,17 +16,30 @@ import click
 
 from reconciler.events import changes_document, impact_document
 from reconciler.fields import STREAM
-from reconciler.model import Action, FieldChange, Location, Outcome, Plan, StreamPlan
+from reconciler.model import (
+    WRITES,
+    Action,
+    FieldChange,
+    Location,
+    Outcome,
+    Plan,
+    StreamPlan,
+    Undeclared,
+)
 from reconciler.plan import describe_impact
-from reconciler.units import format_duration, format_size
+from reconciler.units import count_of, format_duration, format_size
 
 FORMAT_VERSION = 2
 
 _SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.BLOCKED: "!", Action.NOOP: "=",
-           Action.REPORT: "*"}
+           Action.REPORT: "*", Action.ADOPT: "@", Action.DELETE: "-"}
 _COLOUR = {Action.CREATE: "green", Action.UPDATE: "yellow", Action.BLOCKED: "red",
-           Action.NOOP: None, Action.REPORT: "cyan"}
-_VERB = {Action.NOOP: "no changes", Action.REPORT: "report only"}
+           Action.NOOP: None, Action.REPORT: "cyan", Action.ADOPT: "blue", Action.DELETE: "red"}
+_VERB = {Action.NOOP: "no changes", Action.REPORT: "report only",
+         Action.ADOPT: "adopt: in sync; apply records ownership in its metadata",
+         Action.DELETE: "delete (owned, and no manifest declares it any more)"}
+#: the actions whose impact is allowed data loss
+_LOSSY = (Action.UPDATE, Action.DELETE)
 
 
 def show_value(path: str, value: Any) -> str:
@@ -54,11 +67,19 @@ def summary_line(plan: Plan) -> str:
     parts = [
         f"{plan.count(Action.CREATE)} to create",
         f"{plan.count(Action.UPDATE)} to update",
+    ]
+    if plan.count(Action.ADOPT):
+        parts.append(f"{plan.count(Action.ADOPT)} to adopt")
+    if plan.count(Action.DELETE):
+        parts.append(f"{plan.count(Action.DELETE)} to delete")
+    parts += [
         f"{plan.count(Action.BLOCKED)} blocked",
         f"{plan.count(Action.NOOP)} unchanged",
     ]
     if plan.count(Action.REPORT):
         parts.append(f"{plan.count(Action.REPORT)} report only")
+    if plan.undeclared:
+        parts.append(f"{len(plan.undeclared)} undeclared")
     if plan.unmanaged:
         parts.append(f"{len(plan.unmanaged)} unmanaged")
     if plan.degraded:
@@ -67,7 +88,17 @@ def summary_line(plan: Plan) -> str:
 
 
 def _where(stream: StreamPlan) -> str:
+    if stream.undeclared and stream.location:
+        return f" (last declared in {stream.location.file})"
     return f" ({stream.location})" if stream.location and stream.location.line else ""
+
+
+def undeclared_line(u: Undeclared) -> str:
+    """One kept undeclared stream, for people."""
+    where = f"last declared in {u.manifest}" if u.manifest else "where it was declared is unknown"
+    what = f"{count_of(u.messages, 'message')} ({u.bytes} bytes)"
+    kept = u.note or "kept; --prune deletes it"
+    return f"{u.name}: undeclared: owned, in no manifest ({where}); {what}; {kept}"
 
 
 def _change_line(change: FieldChange, missing: bool) -> str:
@@ -89,7 +120,7 @@ def render_text(plan: Plan, *, colour: bool = False) -> str:
                      + f"{_where(stream)}: {style(verb, fg)}")
         for change in stream.changes:
             lines.append(f"    {_change_line(change, stream.missing)}")
-        if stream.impact and stream.action is Action.UPDATE:
+        if stream.impact and stream.action in _LOSSY:
             lines.append(style(f"    data loss (allowed): {describe_impact(stream.impact)}",
                                "yellow"))
         label = "blocked" if stream.action is Action.BLOCKED else "left alone"
@@ -100,6 +131,8 @@ def render_text(plan: Plan, *, colour: bool = False) -> str:
             where = f" ({degraded.location})" if degraded.location else ""
             lines.append(style(f"! {degraded.name}", "red", bold=True) + f"{where}: "
                          + style(f"degraded: {degraded}; left as it is", "red"))
+    for u in plan.undeclared:
+        lines.append(style(f"? {undeclared_line(u)}", "magenta"))
     unreadable = {d.name: d for d in plan.degraded if not d.managed}
     for name in plan.unmanaged:
         line = f"? {name}: unmanaged (on the server, in no manifest; left alone)"
@@ -119,14 +152,22 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         "summary": {
             "create": plan.count(Action.CREATE),
             "update": plan.count(Action.UPDATE),
+            "adopt": plan.count(Action.ADOPT),
+            "delete": plan.count(Action.DELETE),
             "blocked": plan.count(Action.BLOCKED),
             "noop": plan.count(Action.NOOP),
             "report": plan.count(Action.REPORT),
+            "undeclared": len(plan.undeclared),
             "unmanaged": len(plan.unmanaged),
             "degraded": len(plan.degraded),
             "pending": plan.pending,
         },
         "streams": [_stream_document(s) for s in plan.streams],
+        "undeclared": [
+            {"name": u.name, "manifest": u.manifest, "messages": u.messages, "bytes": u.bytes,
+             "note": u.note}
+            for u in plan.undeclared
+        ],
         "unmanaged": list(plan.unmanaged),
         "degraded": [
             {"name": d.name, "managed": d.managed,
@@ -149,6 +190,8 @@ def _stream_document(stream: StreamPlan) -> dict[str, Any]:
         "reasons": list(stream.reasons),
         "config": dict(stream.config) if stream.config is not None
         and stream.action is not Action.NOOP else None,
+        "adopt": stream.adopt,
+        "undeclared": stream.undeclared,
     }
 
 
@@ -205,8 +248,9 @@ def render_markdown(plan: Plan, *, link_base: str | None = None) -> str:
     rows is collapsed.
     """
     lines = [MARKDOWN_MARKER, "### JetStream plan", "", f"**{summary_line(plan)}**", ""]
-    for action, title in ((Action.BLOCKED, "Blocked"), (Action.CREATE, "To create"),
-                          (Action.UPDATE, "To update"),
+    for action, title in ((Action.BLOCKED, "Blocked"), (Action.DELETE, "To delete"),
+                          (Action.CREATE, "To create"), (Action.UPDATE, "To update"),
+                          (Action.ADOPT, "To adopt (ownership recorded, nothing else changes)"),
                           (Action.REPORT, "Report only (left as they are)")):
         streams = [s for s in plan.streams if s.action is action]
         if not streams:
@@ -218,7 +262,7 @@ def render_markdown(plan: Plan, *, link_base: str | None = None) -> str:
                  for r in s.reasons]
                 + [md_code(_change_line(c, s.missing)) for c in s.changes]
                 + ([f"data loss (allowed): {md_text(describe_impact(s.impact))}"]
-                   if s.impact and s.action is Action.UPDATE else [])
+                   if s.impact and s.action in _LOSSY else [])
             )
             table.append(f"| {_SYMBOL[s.action]} | {md_code(s.name)} | "
                          f"{_md_where(s.location, link_base)} | {detail} |")
@@ -231,6 +275,10 @@ def render_markdown(plan: Plan, *, link_base: str | None = None) -> str:
     ]
     if degraded:
         lines += _md_section(f"Degraded ({len(degraded)})", degraded, len(degraded))
+    undeclared = [f"- {md_text(undeclared_line(u))}" for u in plan.undeclared]
+    if undeclared:
+        lines += _md_section(f"Undeclared: owned, in no manifest ({len(undeclared)})",
+                             undeclared, len(undeclared))
     for names, title in (
         ([s.name for s in plan.streams if s.action is Action.NOOP], "Unchanged"),
         (list(plan.unmanaged), "Unmanaged: on the server, in no manifest, left alone"),
@@ -248,7 +296,7 @@ def connection_lost_line(outcomes: Sequence[Outcome], server: str) -> str | None
     lost = [o for o in outcomes if o.connection_lost]
     if not lost:
         return None
-    writes = sum(1 for o in outcomes if o.plan.action in (Action.CREATE, Action.UPDATE))
+    writes = sum(1 for o in outcomes if o.plan.action in WRITES)
     doubt = [o.name for o in lost if o.in_doubt]
     text = (f"the connection to {server} was lost during the apply: {len(lost)} of {writes} "
             f"streams to create or update were not applied: {len(lost) - len(doubt)} were not "

@@ -77,6 +77,14 @@ class Settings:
     """How long a lease outlives its holder's last renew; a standby takes over after it."""
     identity: str = field(default_factory=identity)
     """This process for people and for the lease (host or pod name, pid)."""
+    owner: str = "default"
+    """Recorded in the metadata of every stream this reconciler writes (`plan.ownership`)."""
+    prune: bool = False
+    """Delete owned streams that no manifest declares (`plan.prune`, with its guards)."""
+    max_deletes: int = 1
+    """At most this many deletions per pass; more block them all."""
+    prune_grace_s: float = 300.0
+    """Watch mode: how long a stream must stay undeclared before it is pruned."""
 
 
 def context_dir(env: Mapping[str, str]) -> Path:

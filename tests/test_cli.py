@@ -129,8 +129,9 @@ def test_report_only_is_neither_pending_nor_blocked(
         "Plan: 0 to create, 0 to update, 0 blocked, 0 unchanged, 1 report only.\n")
     code, out, _ = run(capsys, "plan", "--output", "json", config, *server)
     document = json.loads(out)
-    assert document["summary"] == {"create": 0, "update": 0, "blocked": 0, "noop": 0,
-                                   "report": 1, "unmanaged": 0, "degraded": 0, "pending": False}
+    assert document["summary"] == {"create": 0, "update": 0, "adopt": 0, "delete": 0,
+                                   "blocked": 0, "noop": 0, "report": 1, "undeclared": 0,
+                                   "unmanaged": 0, "degraded": 0, "pending": False}
     assert document["streams"][0]["action"] == "report"
     assert document["streams"][0]["config"] is None
     code, out, err = run(capsys, "apply", config, *server)
@@ -155,8 +156,9 @@ def test_plan_json_and_markdown(tmp_path: Path, nats_server: NatsServer, capsys:
     assert code == 0
     document = json.loads(out)
     assert document["format_version"] == 2
-    assert document["summary"] == {"create": 1, "update": 0, "blocked": 0, "noop": 0,
-                                   "report": 0, "unmanaged": 0, "degraded": 0, "pending": True}
+    assert document["summary"] == {"create": 1, "update": 0, "adopt": 0, "delete": 0,
+                                   "blocked": 0, "noop": 0, "report": 0, "undeclared": 0,
+                                   "unmanaged": 0, "degraded": 0, "pending": True}
     (stream,) = document["streams"]
     assert stream["action"] == "create" and stream["config"]["max_msgs"] == 10
     assert stream["file"].endswith("events.yaml") and stream["line"] == 1

@@ -83,6 +83,10 @@ def _reset_logging() -> Iterator[None]:
     structlog.reset_defaults()
 
 
+#: streams the cluster fixture made with raw requests: in sync, and nobody's
+ADOPT = "adopt: in sync; apply records ownership in its metadata"
+
+
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str, float]:
     started = time.monotonic()
     code = main(list(args))
@@ -113,14 +117,15 @@ async def test_plan_reports_the_unreadable_stream_and_plans_the_rest(
         '    subjects: ["audit.>"]',
         "    max_msgs: 10",
         '    placement.tags: ["node:n1"]',
-        f"= orders ({config}/orders.yaml:1:1): no changes",
-        f"= payments ({config}/payments.yaml:1:1): no changes",
+        f"@ orders ({config}/orders.yaml:1:1): {ADOPT}",
+        f"@ payments ({config}/payments.yaml:1:1): {ADOPT}",
         f"! ledger ({where}): degraded: could not read stream ledger: {NO_LEADER}; "
         "left as it is",
         "? scratch: unmanaged (on the server, in no manifest; left alone); degraded: could not "
         f"read stream scratch: {NO_LEADER}",
         "",
-        "Plan: 1 to create, 0 to update, 0 blocked, 2 unchanged, 1 unmanaged, 2 degraded.",
+        "Plan: 1 to create, 0 to update, 2 to adopt, 0 blocked, 0 unchanged, 1 unmanaged, "
+        "2 degraded.",
     ]
     assert f"error: could not read stream ledger: {NO_LEADER}; it was left as it is" in err
     assert elapsed < 10, elapsed
@@ -147,7 +152,8 @@ async def test_apply_reconciles_every_other_stream(
     server = ("--server", cluster.url("n1"), "--log-format", "json")
     code, out, err, elapsed = await asyncio.to_thread(cli, capsys, "apply", config, *server)
     assert code == 1, err
-    assert "Apply: 1 created, 1 updated, 1 unchanged, 0 blocked, 0 reported, 0 failed." in out
+    assert "Apply: 1 created, 1 updated, 1 adopted, 0 unchanged, 0 blocked, 0 reported, " \
+        "0 failed." in out
     assert f"error: could not read stream ledger: {NO_LEADER}; it was left as it is" in err
     assert elapsed < 10, elapsed
     payments = await js.stream_info("payments")

@@ -56,9 +56,10 @@ def plan(capsys: Any, url: str, *paths: Path) -> tuple[int, str]:
 
 
 def in_sync(code: int, out: str) -> bool:
-    """`plan --detailed-exitcode` found nothing to do."""
-    return code == 0 and out.endswith("\nPlan: 0 to create, 0 to update, 0 blocked, "
-                                      "1 unchanged.\n") and ": no changes\n" in out
+    """`plan --detailed-exitcode` found nothing to change: the stream, made by another
+    tool, is only to be adopted."""
+    return code == 0 and out.endswith("\nPlan: 0 to create, 0 to update, 1 to adopt, 0 blocked, "
+                                      "0 unchanged.\n") and ": adopt: in sync;" in out
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from reconciler.jetstream import (
     stored_message,
     stream_state,
 )
+from reconciler.lease.fence import Fenced
 from reconciler.model import Advisory, ConnectOptions, LiveStream, StoredMessage, StreamState
 from reconciler.testing import NatsServer, TestClient, connect, free_port
 
@@ -712,9 +713,11 @@ async def test_a_failing_advisory_handler_does_not_end_the_watch(js: TestClient)
     assert failed[0]["log_level"] == "error" and failed[0]["exc_info"] is True
 
 
-def test_the_production_client_neither_publishes_nor_deletes() -> None:
-    """Deleting streams, reading messages back and publishing are for tests, bench and
-    examples: `reconciler.testing.TestClient`. The lease's writes are `kv_put`."""
-    for name in ("delete_stream", "read_messages", "publish"):
+def test_the_production_client_never_publishes() -> None:
+    """Reading messages back and publishing are for tests, bench and examples:
+    `reconciler.testing.TestClient`. The lease's writes are `kv_put`; the only deletion is
+    prune's (`delete_stream`, behind the lease's fence)."""
+    for name in ("read_messages", "publish"):
         assert not hasattr(JetStream, name), name
         assert callable(getattr(TestClient, name))
+    assert callable(Fenced.delete_stream)

@@ -30,6 +30,7 @@ from reconciler.plan import (
     sample_request,
     stored_size,
 )
+from reconciler.plan.ownership import DEFAULT_OWNER, OWNER_KEY
 
 S = 1_000_000_000
 MS = 1_000_000
@@ -66,8 +67,10 @@ def spec(name: str = "events", policy: Policy | None = None, **config: Any) -> S
 
 
 def live(config: dict[str, Any] | None = None, **state: Any) -> LiveStream:
+    """A live stream this reconciler owns (see tests/test_ownership.py for the others)."""
     config = LIVE_EVENTS if config is None else config
-    return LiveStream(config["name"], config, StreamState(**state))
+    metadata = {**(config.get("metadata") or {}), OWNER_KEY: DEFAULT_OWNER}
+    return LiveStream(config["name"], {**config, "metadata": metadata}, StreamState(**state))
 
 
 def with_live(**changes: Any) -> dict[str, Any]:
@@ -170,7 +173,7 @@ def test_an_explicit_duplicate_window_is_kept() -> None:
 def test_create_sends_the_whole_configuration() -> None:
     plan = plan_stream(spec(subjects=["events.*"], max_msgs=10), None)
     assert plan.action is Action.CREATE
-    assert plan.config == canonical(LIVE_EVENTS) | {"max_msgs": 10}
+    assert canonical(plan.config) == canonical(LIVE_EVENTS) | {"max_msgs": 10}
     assert FieldChange("max_msgs", None, 10) in plan.changes
 
 
@@ -239,8 +242,10 @@ def test_removing_a_mirror_promotes_the_stream() -> None:
 
 def test_unmanaged_streams_are_listed_not_touched() -> None:
     other = with_live(name="legacy", subjects=["legacy.>"])
-    plan = build_plan([spec(subjects=["events.*"])], [live(), live(other)])
+    plan = build_plan([spec(subjects=["events.*"])],
+                      [live(), LiveStream("legacy", other)])
     assert plan.unmanaged == ("legacy",)
+    assert plan.undeclared == ()
     assert [s.name for s in plan.streams] == ["events"]
 
 

@@ -17,7 +17,10 @@ from reconciler.cli.options import (
     _duration_s,
     _lease_options,
     _log_options,
+    _ownership_options,
     _paths,
+    _prune,
+    _seconds,
 )
 from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.manifest import load_manifests
@@ -166,6 +169,7 @@ def schema() -> int:
 @click.option("--allow-data-loss", envvar=ENV + "ALLOW_DATA_LOSS", is_flag=True,
               help="Plan changes that discard stored messages as allowed, for every stream. "
                    f"[env: {ENV}ALLOW_DATA_LOSS]")
+@_ownership_options
 @_connection_options
 @_log_options
 def plan(paths: tuple[str, ...], output: str, link_base: str | None, detailed_exitcode: bool,
@@ -174,7 +178,8 @@ def plan(paths: tuple[str, ...], output: str, link_base: str | None, detailed_ex
 
     Reads every live stream configuration (paged STREAM.LIST), predicts the exact messages
     and bytes a change would discard, and never changes anything. Streams on the server that
-    no manifest declares are listed as unmanaged.
+    no manifest declares are listed: as undeclared when this reconciler owns them (with
+    --prune, as deletions, with what each destroys), as unmanaged otherwise.
     """
     settings = _settings(paths, kw)
     specs = _load(settings)
@@ -182,7 +187,8 @@ def plan(paths: tuple[str, ...], output: str, link_base: str | None, detailed_ex
     from reconciler.report import render_json, render_markdown, render_text
 
     result = _run(_with_server(settings, lambda js: compute_plan(
-        js, specs, allow_data_loss=settings.allow_data_loss, concurrency=settings.concurrency)))
+        js, specs, allow_data_loss=settings.allow_data_loss, concurrency=settings.concurrency,
+        owner=settings.owner, prune=_prune(settings, specs))))
     if output == "json":
         click.echo(render_json(result), nl=False)
     elif output == "markdown":
@@ -260,16 +266,19 @@ def _report_degraded(degraded: Sequence[Degraded]) -> bool:
               help="Take the lease from whoever holds it (it stops writing as soon as it "
                    f"sees that); logged as a lease_taken_over warning. [env: {ENV}FORCE]")
 @_lease_options
+@_ownership_options
 @_apply_options
 @_connection_options
 @_log_options
 def apply(paths: tuple[str, ...], wait: str, force: bool, **kw: Any) -> int:
     """Create and update streams so that the server matches the manifests.
 
-    Sends each stream's whole configuration (an update replaces it on the server). A change
-    that would discard stored messages is blocked unless allowed; so is a change the server
-    cannot make. Exit 0 when everything is in sync afterwards, 3 when something was blocked,
-    1 on any error.
+    Sends each stream's whole configuration (an update replaces it on the server), with
+    ownership recorded in its metadata: a stream that matches its manifest but is nobody's
+    is adopted. A change that would discard stored messages is blocked unless allowed; so is
+    a change the server cannot make. With --prune, deletes the streams it owns that no
+    manifest declares, within the guards. Exit 0 when everything is in sync afterwards, 3
+    when something was blocked, 1 on any error.
 
     When there is something to write, takes the lease first (see watch): while a running
     reconciler holds it, apply says who and exits 1, unless --wait or --force.
@@ -278,22 +287,26 @@ def apply(paths: tuple[str, ...], wait: str, force: bool, **kw: Any) -> int:
     settings = _settings(paths, kw)
     specs = _load(settings)
     from reconciler.lease import Holder, Lease, holding
-    from reconciler.model import Action, Plan
+    from reconciler.model import Plan
     from reconciler.reconcile import Result, compute_plan, reconcile
-    from reconciler.report import connection_lost_line, render_text
+    from reconciler.report import render_text
+
+    prune = _prune(settings, specs)
 
     async def work(js: Any) -> Result:
         def run(client: Any, plan: Plan | None = None) -> Awaitable[Result]:
             return reconcile(client, specs, allow_data_loss=settings.allow_data_loss,
-                             concurrency=settings.concurrency, trigger="apply", plan=plan)
+                             concurrency=settings.concurrency, trigger="apply", plan=plan,
+                             owner=settings.owner, prune=prune)
 
         if settings.lease is None:
             return await run(js)
         lease = Lease(js, settings.lease, Holder(settings.identity), settings.lease_ttl_s,
                       quiet=True)
         preview = await compute_plan(js, specs, allow_data_loss=settings.allow_data_loss,
-                                     concurrency=settings.concurrency)
-        if not any(s.action in (Action.CREATE, Action.UPDATE) for s in preview.streams):
+                                     concurrency=settings.concurrency, owner=settings.owner,
+                                     prune=prune)
+        if not preview.writes:
             # nothing to write: no lease taken (and no bucket made); a write that turns up
             # after all is refused, not made without the lease
             return await run(lease.fence(js), preview)
@@ -306,10 +319,21 @@ def apply(paths: tuple[str, ...], wait: str, force: bool, **kw: Any) -> int:
 
     result = _run(_with_server(settings, work))
     click.echo(render_text(result.plan, colour=sys.stdout.isatty()), nl=False)
+    _report_apply(result, settings)
+    if _report_degraded(result.plan.degraded) or result.failed:
+        return EXIT_ERROR
+    return EXIT_BLOCKED if result.blocked else EXIT_OK
+
+
+def _report_apply(result: Any, settings: Settings) -> None:
+    """The counts of an apply, and each failure on stderr."""
+    from reconciler.report import connection_lost_line
+
     counts = result.counts()
-    order = [Status.CREATED, Status.UPDATED, Status.UNCHANGED, Status.BLOCKED, Status.REPORTED,
-             Status.FAILED]
-    click.echo("Apply: " + ", ".join(f"{counts.get(str(s), 0)} {s}" for s in order) + ".")
+    order = [Status.CREATED, Status.UPDATED, Status.ADOPTED, Status.DELETED, Status.UNCHANGED,
+             Status.BLOCKED, Status.REPORTED, Status.FAILED]
+    shown = [s for s in order if counts.get(str(s)) or s not in (Status.ADOPTED, Status.DELETED)]
+    click.echo("Apply: " + ", ".join(f"{counts.get(str(s), 0)} {s}" for s in shown) + ".")
     for outcome in result.outcomes:
         if outcome.status is Status.FAILED and not outcome.connection_lost:
             click.echo(f"error: {outcome.error}", err=True)
@@ -317,9 +341,6 @@ def apply(paths: tuple[str, ...], wait: str, force: bool, **kw: Any) -> int:
         settings.connect.servers)))
     if lost is not None:
         click.echo(f"error: {lost}", err=True)
-    if _report_degraded(result.plan.degraded) or result.failed:
-        return EXIT_ERROR
-    return EXIT_BLOCKED if result.blocked else EXIT_OK
 
 
 @cli.command(context_settings=CONTEXT_SETTINGS)
@@ -350,12 +371,18 @@ def apply(paths: tuple[str, ...], wait: str, force: bool, **kw: Any) -> int:
                    "./.jetstream-reconciler, port from NATS_URL or 4222), reconcile only that "
                    "server, and stop it on exit. Exit 1 if the port or directory is taken. "
                    f"[env: {ENV}EMBEDDED]")
+@click.option("--prune-grace", envvar=ENV + "PRUNE_GRACE", default="5m", show_default=True,
+              metavar="DURATION",
+              help="With --prune: how long a stream must stay undeclared before it is deleted, "
+                   "so that a rolling ConfigMap update or a file moved in two steps never "
+                   f"deletes anything. [env: {ENV}PRUNE_GRACE]")
 @_lease_options
+@_ownership_options
 @_apply_options
 @_connection_options
 @_log_options
 def watch(paths: tuple[str, ...], resync: str, settle: str, conflict_window: str,
-          **kw: Any) -> int:
+          prune_grace: str, **kw: Any) -> int:
     """Keep the server equal to the manifests until stopped (the main job).
 
     \b
@@ -382,6 +409,7 @@ def watch(paths: tuple[str, ...], resync: str, settle: str, conflict_window: str
         "settle_s": _seconds(settle, "--settle", "2s"),
         "conflict_window_s": _seconds(conflict_window, "--conflict-window", "60s",
                                       zero_ok=True),
+        "prune_grace_s": _seconds(prune_grace, "--prune-grace", "5m", zero_ok=True),
     })
     return _run(run(settings))
 
@@ -436,19 +464,6 @@ def export_command(streams: tuple[str, ...], everything: bool, out: str, output:
     click.echo(printed, nl=False)
     click.echo("".join(f"{line}\n" for line in said), err=True, nl=False)
     return EXIT_ERROR if result.failed else EXIT_OK
-
-
-def _seconds(text: str, flag: str, example: str, *, zero_ok: bool = False) -> float:
-    """A duration option above 0 (or 0 when `zero_ok`), in seconds."""
-    from reconciler.units import UnitError, parse_duration
-
-    try:
-        ns = parse_duration(text)
-    except UnitError as exc:
-        raise click.BadParameter(f"{text!r}: {exc}", param_hint=flag) from exc
-    if ns < 0 or (ns == 0 and not zero_ok):
-        raise click.BadParameter(f"must be above 0, e.g. {example}", param_hint=flag)
-    return ns / 1e9
 
 
 def main(argv: Sequence[str] | None = None) -> int:

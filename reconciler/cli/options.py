@@ -1,8 +1,9 @@
-"""The options several commands share: connection, logging, applying and the lease."""
+"""The options several commands share: connection, logging, applying, ownership and pruning,
+and the lease."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
@@ -91,6 +92,57 @@ def _lease_options(f: F) -> F:
                           "bucket jetstream_reconciler) writes; reconcilers sharing a lease "
                           f"name take turns. [env: {ENV}LEASE]")(f)
     return f
+
+
+def _ownership_options(f: F) -> F:
+    f = click.option("--max-deletes", envvar=ENV + "MAX_DELETES", default=1, show_default=True,
+                     type=click.IntRange(0), metavar="N",
+                     help="With --prune: at most N streams deleted in one run; more block "
+                          f"every deletion. [env: {ENV}MAX_DELETES]")(f)
+    f = click.option("--prune", envvar=ENV + "PRUNE", is_flag=True,
+                     help="Delete streams this reconciler owns that no manifest declares any "
+                          "more (never when no manifest declares any stream, when a manifest "
+                          "is invalid, nor one with deny_delete; one that holds messages also "
+                          f"needs --allow-data-loss). [env: {ENV}PRUNE]")(f)
+    f = click.option("--owner", envvar=ENV + "OWNER", default="default", show_default=True,
+                     metavar="NAME", callback=_owner,
+                     help="Who this reconciler is, recorded in the metadata of every stream it "
+                          "creates or adopts; only streams of this owner are ever pruned. "
+                          "Reconcilers of different manifest sets in one account take "
+                          f"different owners. [env: {ENV}OWNER]")(f)
+    return f
+
+
+def _owner(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from reconciler.plan.ownership import valid_owner
+
+    if not valid_owner(value):
+        raise click.BadParameter(f"{value!r}: an owner is 1 to 64 letters, digits, '_', '-' "
+                                 "or '.', e.g. team-payments")
+    return value
+
+
+def _prune(settings: Any, specs: Sequence[Any]) -> Any:
+    """The pruning asked for (`plan.prune.Prune`), or None. Manifests that failed to load
+    never get here: the command stops first."""
+    if not settings.prune:
+        return None
+    from reconciler.plan.prune import Prune, refusal
+
+    return Prune(settings.max_deletes, refusal(declared=len(specs)))
+
+
+def _seconds(text: str, flag: str, example: str, *, zero_ok: bool = False) -> float:
+    """A duration option above 0 (or 0 when `zero_ok`), in seconds."""
+    from reconciler.units import UnitError, parse_duration
+
+    try:
+        ns = parse_duration(text)
+    except UnitError as exc:
+        raise click.BadParameter(f"{text!r}: {exc}", param_hint=flag) from exc
+    if ns < 0 or (ns == 0 and not zero_ok):
+        raise click.BadParameter(f"must be above 0, e.g. {example}", param_hint=flag)
+    return ns / 1e9
 
 
 _paths = click.argument("paths", nargs=-1, metavar="[PATH]...")

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from reconciler.ledger import Ledger
-from reconciler.model import LEASE_STREAM, Action, Advisory, StreamPlan
+from reconciler.model import LEASE_STREAM, WRITES, Advisory, StreamPlan
 
 #: how long after our own change a stream advisory for that stream is taken as its echo
 OWN_ECHO_S = 2.0
@@ -55,11 +55,11 @@ class Correlator:
         """Streams whose stream advisory waits for its API advisory: until when."""
 
     def expect_echo(self, streams: Iterable[StreamPlan]) -> None:
-        """We are about to create or update these streams: their advisories are no news.
-        (Another client's change is still seen through its API advisory.)"""
+        """We are about to create, update, adopt or delete these streams: their advisories
+        are no news. (Another client's change is still seen through its API advisory.)"""
         until = self._clock() + self.own_echo_s
         for stream in streams:
-            if stream.action in (Action.CREATE, Action.UPDATE):
+            if stream.action in WRITES:
                 self._echo_until[stream.name] = until
 
     def heard(self, advisory: Advisory) -> Reaction:

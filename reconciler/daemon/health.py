@@ -66,6 +66,8 @@ class Health:
         for outcome in result.outcomes:
             if outcome.status is Status.BLOCKED:
                 m.changes_blocked.labels(stream=outcome.name).inc()
+            elif outcome.status is Status.DELETED:
+                m.streams_deleted.labels(stream=outcome.name).inc()
         for state, count in _states(result).items():
             m.streams.labels(state=state).set(count)
         self.last_ok = not result.failed
@@ -83,10 +85,10 @@ def _states(result: Result) -> dict[str, int]:
     """Declared streams by state after the pass (the `streams` gauge)."""
     states = {"in_sync": 0, "drifted": 0, "blocked": 0, "degraded": len(result.degraded)}
     if not result.outcomes:  # a standby plans only
-        for stream in result.plan.streams:
+        for stream in (s for s in result.plan.streams if not s.undeclared):
             states[{Action.NOOP: "in_sync", Action.BLOCKED: "blocked"}.get(
                 stream.action, "drifted")] += 1
-    for outcome in result.outcomes:
+    for outcome in (o for o in result.outcomes if not o.plan.undeclared):
         if outcome.status is Status.BLOCKED:
             states["blocked"] += 1
         elif outcome.status in (Status.REPORTED, Status.FAILED):

@@ -24,9 +24,11 @@ from reconciler.lease import Lease
 from reconciler.ledger import Ledger
 from reconciler.metrics import Metrics
 from reconciler.model import Plan, StreamSpec
+from reconciler.plan.prune import Prune, refusal
 from reconciler.reconcile import JetStreamAPI, Result, compute_plan, new_reconcile_id, reconcile
 from reconciler.settings import Settings
 from reconciler.settle import Files
+from reconciler.units import format_duration
 
 log: structlog.typing.FilteringBoundLogger = structlog.get_logger("reconciler.daemon")
 
@@ -52,6 +54,8 @@ class Passes:
         self._backoff = Backoff(settings.resync_s)
         self._read_at = 0
         self._holds: dict[str, str] = {}
+        self._undeclared_since: dict[str, float] = {}
+        """Owned streams no manifest declares: since when (`time.monotonic()`)."""
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self.count = 0
         """Passes finished so far."""
@@ -76,6 +80,7 @@ class Passes:
                 actor_grace_s=ACTOR_GRACE_S, reconcile_id=reconcile_id, holds=self._holds,
                 before_apply=lambda p: self.correlator.expect_echo(p.streams), plan=plan,
                 read_at=self._read_at, started=started, apply=writes,
+                owner=self.settings.owner,
             )
         except asyncio.CancelledError:
             raise
@@ -106,9 +111,39 @@ class Passes:
         self._read_at = self.ledger.position()  # what the live configs read next account for
         self._holds = self.conflicts.holds()
         return await compute_plan(js, specs, allow_data_loss=self.settings.allow_data_loss,
-                                  concurrency=self.settings.concurrency, holds=self._holds)
+                                  concurrency=self.settings.concurrency, holds=self._holds,
+                                  owner=self.settings.owner, prune=self._prune(specs))
+
+    def _prune(self, specs: list[StreamSpec]) -> Prune | None:
+        """Pruning as this pass may do it: only streams undeclared for the whole grace
+        period, and nothing while a manifest path fails to load."""
+        if not self.settings.prune:
+            return None
+        grace = self.settings.prune_grace_s
+        now = time.monotonic()
+        ripe = frozenset(n for n, t in self._undeclared_since.items() if now - t >= grace)
+        failed = [p.location.file for p in self.desired.problems]
+        return Prune(self.settings.max_deletes, refusal(declared=len(specs), failed=failed),
+                     ripe, f"in its grace period: deleted once undeclared for "
+                           f"{format_duration(round(grace * 1e9))} (--prune-grace)")
+
+    def _track_undeclared(self, plan: Plan) -> None:
+        """Remember since when each owned stream has been undeclared, and look again when
+        the first grace period ends."""
+        now = time.monotonic()
+        names = {u.name for u in plan.undeclared} | {s.name for s in plan.streams
+                                                       if s.undeclared}
+        self._undeclared_since = {n: self._undeclared_since.get(n, now) for n in names}
+        self.metrics.undeclared_streams.set(len(names))
+        if not self.settings.prune or not plan.undeclared:
+            self._later("prune", None)
+            return
+        due = min(self._undeclared_since[u.name] for u in plan.undeclared)
+        self._later("prune", max(0.0, due + self.settings.prune_grace_s - now), SETTLE_MARGIN_S)
 
     def _after(self, reconcile_id: str, specs: list[StreamSpec], result: Result | None) -> None:
+        if result is not None:
+            self._track_undeclared(result.plan)
         self.health.record(result)
         self.sources.remember(specs, result)
         for pause_s in track_conflicts(self.conflicts, self.metrics, result):

@@ -39,6 +39,8 @@ class StreamWriter(Protocol):
 
     async def update_stream(self, config: Config) -> LiveStream: ...
 
+    async def delete_stream(self, name: str) -> None: ...
+
 
 class JetStreamAPI(StreamWriter, Protocol):
     """The part of `JetStream` that a reconcile pass needs."""

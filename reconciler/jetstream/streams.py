@@ -1,4 +1,4 @@
-"""Streams over the JSON API: list, info, per-subject counts, create and update."""
+"""Streams over the JSON API: list, info, per-subject counts, create, update and delete."""
 
 from __future__ import annotations
 
@@ -108,4 +108,8 @@ class Streams(Connection):
         body = {**config, "pedantic": True}
         subject = f"{self._api}.STREAM.UPDATE.{name}"
         return live_stream(await self._request(subject, body, stream=name))
+
+    async def delete_stream(self, name: str) -> None:
+        """Delete the stream and every message in it."""
+        await self._request(f"{self._api}.STREAM.DELETE.{name}", stream=name)
 

@@ -54,6 +54,10 @@ class Fenced:
         result: LiveStream = await self._js.update_stream(config)
         return result
 
+    async def delete_stream(self, name: str) -> None:
+        self._lease.check_write()
+        await self._js.delete_stream(name)
+
 
 async def holding(lease: Lease, work: Callable[[], Awaitable[Any]]) -> Any:
     """Run `work()` while `lease` is kept renewed in the background, then release it."""

@@ -14,6 +14,7 @@ from reconciler.manifest.names import (
     name_problem,
     subject_problem,
 )
+from reconciler.plan import ownership
 from reconciler.subjects import SubjectIndex, subject_is_subset, subjects_collide, transform_error
 
 API_PREFIX: Final = "$JS.API"
@@ -303,12 +304,20 @@ def server_metadata_keys(f: Facts) -> Iterator[Finding]:
                 "keys starting with '_nats.' belong to the server, which overwrites them",
                 "choose another key",
             )
+        elif ownership.is_reserved(key):
+            yield (
+                f"metadata.{key}",
+                f"keys starting with '{ownership.PREFIX}' are where the reconciler records "
+                "which streams it owns; it writes them itself",
+                "remove the key (--owner names the owner)",
+            )
 
 
 def metadata_size(metadata: Mapping[str, Any]) -> int:
-    """The bytes of the keys and values the plan sends (never '_nats.' keys)."""
+    """The bytes of the keys and values the manifest sends (never '_nats.' keys, which the
+    server replaces, nor ownership keys, which `ownership.RESERVED_BYTES` keeps room for)."""
     return sum(
         len(k.encode()) + len(str(v).encode())
         for k, v in metadata.items()
-        if not k.startswith("_nats.")
+        if not k.startswith("_nats.") and not ownership.is_reserved(k)
     )

@@ -165,8 +165,9 @@ def _spec_only(d: DocumentReader, items: Pairs, shown: dict[str, str]) -> list[
                 d.add_warning(key, path, f"{name} is ignored", _CONNECTION_HINT)
         elif name == "preventDelete":
             if _true(value):
-                d.add_warning(key, path, "preventDelete is ignored: removing a manifest never "
-                              "deletes its stream here", "remove it")
+                d.add_warning(key, path, "preventDelete is ignored: removing a manifest "
+                              "deletes its stream only under --prune", "remove it, or set "
+                              "deny_delete: true to keep the stream for good")
         elif name == "preventUpdate" and _true(value):
             drift = (_scalar("drift", key), _scalar("report", value))
             block = MappingNode(_MAP, [drift], key.start_mark, value.end_mark)

@@ -5,7 +5,8 @@ the configuration under `config`, beside the stream's state).
 A JSON document is YAML, so it is composed like any manifest, and every problem is at its line
 and column. What differs from a manifest of ours is made ours here, node by node:
 - durations are integer nanoseconds, as on the wire (a bare number is an error in YAML);
-- `metadata` keys starting with `_nats.` are the server's, which it writes itself: left out.
+- `metadata` keys starting with `_nats.` are the server's, which it writes itself, and those
+  starting with `jetstream-reconciler/` record ownership, which apply writes itself: left out.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from reconciler.fields import DURATIONS
 from reconciler.manifest.reader import DocumentReader
 from reconciler.manifest.yamlparse import INT, construct_int
+from reconciler.plan.ownership import is_reserved
 
 SUFFIX: Final = ".json"
 _STR: Final = "tag:yaml.org,2002:str"
@@ -54,6 +56,10 @@ def _walk(d: DocumentReader, node: Node, pattern: str) -> Node:
         if pattern == "metadata" and name.startswith("_nats."):
             d.add_note(key, "metadata", f"'{name}' left out: the server writes its _nats.* keys "
                    "itself")
+            continue
+        if pattern == "metadata" and is_reserved(name):
+            d.add_note(key, "metadata", f"'{name}' left out: the reconciler records ownership "
+                   "there itself")
             continue
         value = _walk(d, value, path)
         if path == "metadata" and isinstance(value, MappingNode) and not value.value:

@@ -23,6 +23,7 @@ from reconciler.manifest.fieldfacts import (
 )
 from reconciler.manifest.names import name_problem
 from reconciler.model import LEASE_STREAM
+from reconciler.plan.ownership import RESERVED_BYTES
 from reconciler.units import format_duration
 
 Text = str | Callable[[Facts], str]
@@ -253,6 +254,9 @@ def _set_on_mirror(key: str) -> Callable[[Facts], bool]:
     return when
 
 
+_METADATA_ROOM: Final = MAX_METADATA_BYTES - RESERVED_BYTES
+
+
 def _metadata_bytes(f: Facts) -> int:
     metadata = f.get("metadata")
     return checks.metadata_size(metadata) if isinstance(metadata, dict) else 0
@@ -297,9 +301,10 @@ _SHAPE: Final[tuple[Rule | Check, ...]] = (
     Check("metadata", checks.server_metadata_keys),
     Rule(
         "metadata",
-        lambda f: _metadata_bytes(f) > MAX_METADATA_BYTES,
+        lambda f: _metadata_bytes(f) > _METADATA_ROOM,
         lambda f: (
-            f"keys and values take {_metadata_bytes(f)} bytes, more than {MAX_METADATA_BYTES}"
+            f"keys and values take {_metadata_bytes(f)} bytes, more than {_METADATA_ROOM} (the "
+            f"server's {MAX_METADATA_BYTES}, less {RESERVED_BYTES} kept for the ownership keys)"
         ),
         "move large values elsewhere",
     ),

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from reconciler.model import Config, LiveStream, MessageSample, Plan, StreamSpec, Topology
 from reconciler.plan.canonical import canonical
 from reconciler.plan.impact import SampleRequest
+from reconciler.plan.ownership import DEFAULT_OWNER
+from reconciler.plan.prune import Prune, plan_prune, undeclared_streams
 from reconciler.plan.server import server_blockers, with_server_checks
 from reconciler.plan.stream import StreamInputs, prepare
 
@@ -23,6 +25,7 @@ class PassInputs:
     canonical_live: Mapping[str, Config]
     """Live configurations in canonical form by name (those not in it are made so when
     needed)."""
+    owner: str = DEFAULT_OWNER
 
     def sample_requests(self) -> dict[str, SampleRequest]:
         """Declared stream name -> what to read of its live messages to predict the loss;
@@ -36,6 +39,7 @@ class PassInputs:
             tuple(s for s in self.streams if s.spec.name not in names),
             tuple(s for s in self.live if s.name not in names),
             {n: c for n, c in self.canonical_live.items() if n not in names},
+            self.owner,
         )
 
     def build(
@@ -44,6 +48,7 @@ class PassInputs:
         *,
         allow_data_loss: bool = False,
         holds: Mapping[str, str] | None = None,
+        prune: Prune | None = None,
     ) -> Plan:
         """See `build_plan`."""
         samples = samples or {}
@@ -54,8 +59,10 @@ class PassInputs:
                    hold=holds.get(s.spec.name))
             for s in self.streams
         )
-        unmanaged = tuple(sorted({s.name for s in self.live} - declared))
-        return Plan(streams, unmanaged)
+        ours = undeclared_streams(self.live, declared, self.owner)
+        deletions, kept = plan_prune(ours, prune, allow_data_loss=allow_data_loss)
+        unmanaged = tuple(sorted({s.name for s in self.live} - declared - {s.name for s in ours}))
+        return Plan(streams + deletions, unmanaged, undeclared=kept)
 
     def plan(
         self,
@@ -64,9 +71,10 @@ class PassInputs:
         allow_data_loss: bool = False,
         holds: Mapping[str, str] | None = None,
         topology: Topology | None = None,
+        prune: Prune | None = None,
     ) -> Plan:
         """The plan (`build`) with what the server would refuse blocked (`with_server_checks`)."""
-        built = self.build(samples, allow_data_loss=allow_data_loss, holds=holds)
+        built = self.build(samples, allow_data_loss=allow_data_loss, holds=holds, prune=prune)
         return with_server_checks(built, self.live, topology, self.canonical_live)
 
     def server_blockers(
@@ -76,23 +84,28 @@ class PassInputs:
         return server_blockers(self.build(), self.live, topology, self.canonical_live)
 
 
-def prepare_pass(specs: Iterable[StreamSpec], live: Iterable[LiveStream]) -> PassInputs:
-    """`specs` and `live` in canonical form: each live configuration once."""
-    inputs = _declared(specs, live)
+def prepare_pass(
+    specs: Iterable[StreamSpec], live: Iterable[LiveStream], owner: str = DEFAULT_OWNER
+) -> PassInputs:
+    """`specs` and `live` in canonical form: each live configuration once. `owner` is who
+    this reconciler is (`plan.ownership`)."""
+    inputs = _declared(specs, live, owner)
     known = inputs.canonical_live
     return PassInputs(inputs.streams, inputs.live, {
         s.name: known[s.name] if s.name in known else canonical(s.config) for s in inputs.live
-    })
+    }, owner)
 
 
-def _declared(specs: Iterable[StreamSpec], live: Iterable[LiveStream]) -> PassInputs:
+def _declared(
+    specs: Iterable[StreamSpec], live: Iterable[LiveStream], owner: str = DEFAULT_OWNER
+) -> PassInputs:
     """The pass with only the declared streams' live configurations made canonical."""
     live = tuple(live)
     by_name = {s.name: s for s in live}
-    streams = tuple(prepare(spec, by_name.get(spec.name)) for spec in specs)
+    streams = tuple(prepare(spec, by_name.get(spec.name), owner) for spec in specs)
     return PassInputs(streams, live, {
         s.spec.name: s.current for s in streams if s.current is not None
-    })
+    }, owner)
 
 
 def build_plan(
@@ -102,8 +115,11 @@ def build_plan(
     *,
     allow_data_loss: bool = False,
     holds: Mapping[str, str] | None = None,
+    owner: str = DEFAULT_OWNER,
+    prune: Prune | None = None,
 ) -> Plan:
-    """The plan for every declared stream, plus the live streams no manifest declares.
+    """The plan for every declared stream, plus the live streams no manifest declares:
+    those `owner` owns kept or, with `prune`, deleted (`plan.prune`); the others unmanaged.
     `holds` names streams to leave alone for now, with the reason (see `plan_stream`)."""
-    return _declared(specs, live).build(samples, allow_data_loss=allow_data_loss,
-                                           holds=holds)
+    return _declared(specs, live, owner).build(samples, allow_data_loss=allow_data_loss,
+                                               holds=holds, prune=prune)

@@ -1,8 +1,8 @@
 """The canonical form: a configuration as the server stores it (its defaults filled in, its
-own `_nats.*` metadata dropped, omitted booleans false, durations integer nanoseconds), so
-that two configurations the server treats alike compare equal. Each field's treatment
-comes from its row in the registry (`Field.canon`); the fields whose value depends on
-others are computed here."""
+own `_nats.*` metadata and our ownership keys dropped, omitted booleans false, durations
+integer nanoseconds), so that two configurations the server treats alike compare equal.
+Each field's treatment comes from its row in the registry (`Field.canon`); the fields whose
+value depends on others are computed here."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any, cast
 from reconciler.fields import STREAM, Field
 from reconciler.fields.stream_config import StreamConfig
 from reconciler.model import Config, LiveStream, StreamSpec
+from reconciler.plan.ownership import is_reserved
 from reconciler.units import format_timestamp, parse_timestamp
 
 DEFAULT_DUPLICATE_WINDOW_NS = 120 * 1_000_000_000
@@ -97,7 +98,7 @@ def _forced(c: dict[str, Any]) -> None:
 def _metadata(c: dict[str, Any]) -> None:
     metadata = {
         k: v for k, v in (c.get("metadata") or {}).items()
-        if not k.startswith(SERVER_METADATA_PREFIX)
+        if not k.startswith(SERVER_METADATA_PREFIX) and not is_reserved(k)
     }
     if metadata:
         c["metadata"] = metadata

@@ -11,7 +11,7 @@ from reconciler.model import Action, Config, LiveStream, Plan, StreamPlan, Topol
 from reconciler.plan.canonical import canonical
 from reconciler.subjects import subjects_collide
 
-_WRITES = (Action.CREATE, Action.UPDATE)
+_WRITES = (Action.CREATE, Action.UPDATE, Action.ADOPT)
 
 
 def server_blockers(
@@ -31,7 +31,8 @@ def server_blockers(
     configs: dict[str, Config] = {
         s.name: known[s.name] if s.name in known else canonical(s.config) for s in live
     }
-    declared = {s.name for s in plan.streams}
+    # a stream to prune is still there while the others are written
+    declared = {s.name for s in plan.streams if not s.undeclared}
     undeclared = [(name, c) for name, c in configs.items() if name not in declared]
     for stream in plan.streams:  # as the streams will be once this plan is applied
         if stream.config is not None and stream.action in _WRITES:

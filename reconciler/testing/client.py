@@ -1,6 +1,6 @@
 """`TestClient`: `JetStream` with what only tests, benchmarks and examples do to a server
-(publish, read stored messages back, delete a stream). The reconciler itself never deletes
-a stream nor publishes outside its lease."""
+(publish, read stored messages back, send a raw stream request). The reconciler itself
+never publishes outside its lease."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from reconciler.model import ConnectOptions, LiveStream, StoredMessage
 
 
 class TestClient(JetStream):
-    """A `JetStream` connection that can also publish, read and delete."""
+    """A `JetStream` connection that can also publish, read messages and send raw requests."""
 
     __test__ = False  # not a pytest test class
 
@@ -27,9 +27,6 @@ class TestClient(JetStream):
         """Up to `limit` stored messages from `start_seq` on, oldest first."""
         messages, _ = await self._read(name, start_seq, limit)
         return messages
-
-    async def delete_stream(self, name: str) -> None:
-        await self._request(f"{self._api}.STREAM.DELETE.{name}", stream=name)
 
     async def raw_stream_request(self, verb: str, config: Mapping[str, Any]) -> LiveStream:
         """`$JS.API.STREAM.<verb>.<name>` (CREATE or UPDATE) with `config` sent as it is, the

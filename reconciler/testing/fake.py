@@ -235,6 +235,13 @@ class FakeJetStream(_Buckets):
             raise ApiError(404, STREAM_NOT_FOUND, "stream not found", stream=name)
         return self._write("updated", config)
 
+    async def delete_stream(self, name: str) -> None:
+        await self._call("delete_stream", name)
+        if self.streams.pop(name, None) is None:
+            raise ApiError(404, STREAM_NOT_FOUND, "stream not found", stream=name)
+        self.announce("deleted", name, actor=self.client_name, client_id=OUR_CLIENT_ID,
+                      config=None)
+
     def _write(self, kind: str, config: Config) -> LiveStream:
         live = LiveStream(str(config["name"]), dict(config))
         self.streams[live.name] = live
