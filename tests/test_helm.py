@@ -264,6 +264,8 @@ def test_defaults(chart: helm.Chart) -> None:
     # the CLI defaults to loopback: the probes and Prometheus need the pod's address
     assert flag(reconciler, "--http-host") == "0.0.0.0"
     assert "--allow-data-loss" not in reconciler["args"]
+    assert flag(reconciler, "--owner") == "default"
+    assert "--prune" not in reconciler["args"]
     assert watched_paths(reconciler) == ["/config"]
 
     assert reconciler["ports"] == [{"name": "http", "containerPort": 8081, "protocol": "TCP"}]
@@ -283,7 +285,9 @@ def test_every_cli_setting_comes_from_values(chart: helm.Chart) -> None:
     values = {
         "nats": {"url": "nats://a.nats:4222,nats://b.nats:4222"},
         "logging": {"format": "console", "level": "debug"},
-        "reconcile": {"resync": "5m", "allowDataLoss": True, "concurrency": 4},
+        "reconcile": {"resync": "5m", "allowDataLoss": True, "concurrency": 4,
+                      "owner": "team-a",
+                      "prune": {"enabled": True, "grace": "10m", "maxDeletes": 3}},
         "http": {"port": 9090, "host": "::"},
         "extraArgs": ["--some-future-flag"],
         "image": {"digest": "sha256:" + "a" * 64},
@@ -297,6 +301,10 @@ def test_every_cli_setting_comes_from_values(chart: helm.Chart) -> None:
     assert flag(reconciler, "--http-port") == "9090"
     assert flag(reconciler, "--http-host") == "::"
     assert "--allow-data-loss" in reconciler["args"]
+    assert flag(reconciler, "--owner") == "team-a"
+    assert "--prune" in reconciler["args"]
+    assert flag(reconciler, "--prune-grace") == "10m"
+    assert flag(reconciler, "--max-deletes") == "3"
     assert reconciler["args"][-2:] == ["--some-future-flag", "/config"]
     assert reconciler["ports"][0]["containerPort"] == 9090
     assert reconciler["image"].endswith("@sha256:" + "a" * 64)
@@ -775,7 +783,9 @@ def test_readme_values_example_renders(chart: helm.Chart) -> None:
         None,
         {
             "logging": {"format": "console", "level": "warning"},
-            "reconcile": {"resync": "5m", "allowDataLoss": True, "concurrency": 256},
+            "reconcile": {"resync": "5m", "allowDataLoss": True, "concurrency": 256,
+                          "owner": "team.a", "prune": {"enabled": True, "grace": "1h30m",
+                                                       "maxDeletes": 0}},
             "http": {"port": 0},
         },
         *({"auth": {"existingSecret": "s", **auth}} for auth, *_ in CREDENTIALS.values()),
@@ -800,6 +810,8 @@ def test_the_cli_accepts_the_rendered_arguments(
     assert params["server"] == flag(reconciler, "--server")
     assert str(params["http_port"]) == flag(reconciler, "--http-port")
     assert params["allow_data_loss"] is ("--allow-data-loss" in args)
+    assert params["prune"] is ("--prune" in args)
+    assert params["owner"] == flag(reconciler, "--owner")
     for option in ("creds", "nkey", "password_file", "token_file", "tls_cert", "tls_key", "tls_ca"):
         name = "--" + option.replace("_", "-")
         assert params[option] == (flag(reconciler, name) if name in args else None)

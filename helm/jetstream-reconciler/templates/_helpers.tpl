@@ -240,6 +240,15 @@ args:
   {{- if $v.reconcile.allowDataLoss }}
   - --allow-data-loss
   {{- end }}
+  - --owner
+  - {{ $v.reconcile.owner | quote }}
+  {{- if $v.reconcile.prune.enabled }}
+  - --prune
+  - --prune-grace
+  - {{ $v.reconcile.prune.grace | quote }}
+  - --max-deletes
+  - {{ $v.reconcile.prune.maxDeletes | int | quote }}
+  {{- end }}
   {{- range $v.extraArgs }}
   - {{ . | quote }}
   {{- end }}
