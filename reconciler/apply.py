@@ -78,7 +78,17 @@ async def apply_plan(
                 log_to.info("apply_progress", done=done, total=writes)
         return outcome
 
-    return tuple(await asyncio.gather(*(one(s) for s in plan.streams)))
+    # deletions last: a create never races the server's clean-up after a deleted stream (it
+    # removes the account's directory when that was its last file stream, and a file
+    # stream created meanwhile fails with 10049), and a stream that replaces another exists
+    # before the other goes
+    outcomes: list[Outcome | None] = [None] * len(plan.streams)
+    for deleting in (False, True):
+        picked = [i for i, s in enumerate(plan.streams) if (s.action is Action.DELETE) is deleting]
+        done_now = await asyncio.gather(*(one(plan.streams[i]) for i in picked))
+        for i, outcome in zip(picked, done_now, strict=True):
+            outcomes[i] = outcome
+    return tuple(o for o in outcomes if o is not None)
 
 
 async def apply_stream(

@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 from reconciler.cli import main
 from reconciler.model import LEASE_STREAM
 from reconciler.plan.ownership import MANIFEST_KEY, OWNER_KEY
+from reconciler.plan.prune import Prune
 from reconciler.testing import NatsServer, TestClient
 from tests.test_watch import events_of, running, settings_for, until
 
@@ -246,7 +247,8 @@ async def test_streams_not_ours_and_streams_that_deny_delete_are_never_pruned(
     code, out, _ = await cli("apply", "--prune", "--allow-data-loss", "--max-deletes", "10",
                        str(config))
     assert code == 3
-    assert "blocked: deny_delete is set: the server refuses to delete the stream" in out
+    assert "blocked: deny_delete is set: its messages may not be deleted, so prune never " \
+        "deletes the stream" in out
     assert "? legacy: unmanaged" in out and "? theirs: unmanaged" in out
     assert await names(js) == {"a", "kept", "legacy", "theirs"}
 
@@ -289,3 +291,33 @@ async def _has(logs: list[dict[str, Any]], event: str, stream: str) -> bool:
 
 async def _gone(js: TestClient, name: str) -> bool:
     return await js.stream_info(name) is None
+
+
+# --- the order of a pass (the fake records each call) ---------------------------------------
+
+
+async def test_deletions_come_after_every_other_write_and_after_a_fresh_read() -> None:
+    """A create never races the server's clean-up after a deletion (10049), and each
+    deletion reads its stream again first."""
+    from reconciler.model import LiveStream, StreamSpec
+    from reconciler.plan import canonical
+    from reconciler.plan.ownership import owned
+    from reconciler.reconcile import reconcile
+    from reconciler.testing import FakeJetStream
+
+    fake = FakeJetStream()
+    old = owned(canonical({"name": "old", "storage": "memory"}), "default", "config/old.yaml")
+    fake.streams["old"] = LiveStream("old", old)
+    specs = [StreamSpec(f"new{i}", {"name": f"new{i}", "storage": "memory"}) for i in range(3)]
+    held = fake.pause("create_stream")  # the creates take their time
+    with capture_logs():
+        run = asyncio.create_task(reconcile(fake, specs, prune=Prune()))
+        await held.entered.wait()
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert "old" in fake.streams and "stream_info:old" not in fake.calls
+        held.release()
+        result = await run
+    assert sorted(fake.streams) == ["new0", "new1", "new2"]
+    assert fake.calls[-2:] == ["stream_info:old", "delete_stream:old"]
+    assert result.counts() == {"created": 3, "deleted": 1}

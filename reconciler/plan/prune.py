@@ -3,8 +3,9 @@
 They are always listed (`Plan.undeclared`), and deleted only when pruning is asked for
 (`Prune`), each deletion guarded: the whole set is refused when the manifests cannot be
 trusted to be complete (`Prune.refuse`: no manifest at all, a path missing, an invalid
-manifest); more deletions than `Prune.max_deletes` block them all; a stream the server would
-refuse to delete (`deny_delete`, which `sealed` forces) is never deleted; one that holds
+manifest); more deletions than `Prune.max_deletes` block them all; a stream whose messages
+may not be deleted (`deny_delete`, which `sealed` forces) is never deleted either, although
+the server would delete the whole stream; one that holds
 messages needs the data-loss consent; in watch mode a stream must stay undeclared for the
 grace period first (`Prune.ripe`). Streams that are not ours are never candidates.
 """
@@ -92,8 +93,8 @@ def plan_delete(live: LiveStream, *, allow_data_loss: bool) -> StreamPlan:
     reasons: list[str] = []
     if live.config.get("deny_delete") or live.config.get("sealed"):
         why = "sealed" if live.config.get("sealed") else "deny_delete is set"
-        reasons.append(f"{why}: the server refuses to delete the stream, so it is never "
-                       "pruned; delete it by hand if it must go")
+        reasons.append(f"{why}: its messages may not be deleted, so prune never deletes the "
+                       "stream either; delete it by hand if it must go")
     elif impact is not None and not allow_data_loss:
         reasons.append(
             f"deleting it destroys {impact.messages} "
