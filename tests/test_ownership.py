@@ -155,9 +155,9 @@ def test_deleting_messages_needs_the_data_loss_consent() -> None:
 
 
 @pytest.mark.parametrize("config", [{"deny_delete": True}, {"sealed": True}])
-def test_streams_the_server_would_not_delete_are_never_deleted(config: dict[str, Any]) -> None:
+def test_streams_that_forbid_deleting_messages_are_never_deleted(config: dict[str, Any]) -> None:
     action, reasons = prune(live("old", **config), allow_data_loss=True)["old"]
-    assert action is Action.BLOCKED and "never pruned" in reasons[0]
+    assert action is Action.BLOCKED and "prune never deletes the stream" in reasons[0]
 
 
 def test_more_deletions_than_allowed_block_them_all() -> None:
@@ -194,3 +194,42 @@ def test_a_stream_to_delete_still_takes_its_subjects_while_the_plan_runs() -> No
     plan = prepare_pass([spec("new", subjects=["old.>"])], [live("old")]).plan(prune=Prune())
     actions = {s.name: s.action for s in plan.streams}
     assert actions == {"new": Action.BLOCKED, "old": Action.DELETE}
+
+
+# --- how plans with ownership and prune read --------------------------------------------------
+
+
+def test_adoption_deletion_and_undeclared_streams_in_every_output() -> None:
+    from reconciler.report import plan_document, render_markdown, render_text
+
+    plan = prepare_pass(
+        [spec("events"), spec("kept")],
+        [live("events", owner=None), live("kept"), live("old", messages=2),
+         live("older", manifest="config/older.yaml")],
+    ).plan(prune=Prune(max_deletes=5, ripe=frozenset({"old"}), hold="in its grace period"),
+           allow_data_loss=True)
+    text = render_text(plan)
+    assert "@ events (config/events.yaml:1:1): adopt: in sync; apply records ownership" in text
+    assert "- old (last declared in config/events.yaml): delete" in text
+    assert "    data loss (allowed): deleting the stream would discard 2 messages (200 bytes)" \
+        in text
+    assert ("? older: undeclared: owned, in no manifest (last declared in config/older.yaml); "
+            "0 messages (0 bytes); in its grace period") in text
+    assert text.endswith("Plan: 0 to create, 0 to update, 1 to adopt, 1 to delete, 0 blocked, "
+                         "1 unchanged, 1 undeclared.\n")
+    document = plan_document(plan)
+    assert document["summary"]["pending"] is True  # the deletion, not the adoption
+    assert [(s["name"], s["action"], s["adopt"], s["undeclared"]) for s in document["streams"]] \
+        == [("events", "adopt", True, False), ("kept", "noop", False, False),
+            ("old", "delete", False, True)]
+    assert document["undeclared"] == [{"name": "older", "manifest": "config/older.yaml",
+                                       "messages": 0, "bytes": 0,
+                                       "note": "in its grace period"}]
+    markdown = render_markdown(plan)
+    assert "**To delete (1)**" in markdown and "**To adopt" in markdown
+    assert "**Undeclared: owned, in no manifest (1)**" in markdown
+
+
+def test_an_adoption_alone_is_not_pending() -> None:
+    plan = build_plan([spec()], [live(owner=None)])
+    assert not plan.pending and plan.writes
