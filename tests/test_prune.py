@@ -285,6 +285,25 @@ async def test_watch_prunes_only_after_the_grace_period(
     assert [e["stream"] for e in events_of(logs, "stream_deleted")].count("b") == 1
 
 
+async def test_watch_prunes_nothing_while_a_manifest_is_invalid(
+    tmp_path: Path, nats_server: NatsServer, js: TestClient
+) -> None:
+    config = declare(tmp_path / "config", "a", "b")
+    settings = settings_for(nats_server, config, prune=True, prune_grace_s=0.3)
+    with capture_logs() as logs:
+        async with running(settings) as daemon:
+            declare(config, "a")
+            (config / "c.yaml").write_text("name: c\nmax_age: 30\n")  # no unit: invalid
+            # past its grace period, b is planned for deletion and refused
+            await until(daemon, lambda: _has(logs, "change_blocked", "b"))
+            assert "b" in await names(js)
+            blocked = [e for e in events_of(logs, "change_blocked") if e["stream"] == "b"]
+            assert "missing, unreadable or invalid" in blocked[-1]["reasons"][0]
+            (config / "c.yaml").write_text("name: c\nsubjects: [c]\nstorage: memory\n")
+            await until(daemon, lambda: _gone(js, "b"), timeout=15)
+    assert await names(js) == {"a", "c"}
+
+
 async def _has(logs: list[dict[str, Any]], event: str, stream: str) -> bool:
     return any(e["event"] == event and e.get("stream") == stream for e in logs)
 
