@@ -265,6 +265,7 @@ class Replay:
         self.ran: list[str] = []
         self.not_run: list[str] = []
         self.figures: dict[str, float] = {}
+        self.outputs: dict[str, str] = {}  # what a ```sh command printed, for the blocks after
 
     def port(self, text: str) -> str:
         """The README's ports as the free ports of this replay (commands)."""
@@ -398,6 +399,9 @@ class Replay:
                         self.clone / "dist"))
                 if "limits_walkthrough.py" in command:
                     self.check_walkthrough(done.stdout, mark)
+                if "adopt_walkthrough.py" in command:
+                    self.check_own_server(done.stdout, mark)
+                    self.outputs["adopt_walkthrough.py"] = done.stdout
             self.ran.append(command.strip())
         for shell, lines in startup.items():
             self.run_startup_file(shell, lines)
@@ -426,16 +430,22 @@ class Replay:
         """What the README says of it: six messages, limits of 10 messages, 300 bytes and
         0.1 s max age, the last blocked until `allow_data_loss: true`; a server of its own
         that it leaves nothing of, so that `make run` beside it sees nothing."""
-        (own,) = re.findall(r"\(a nats-server of its own on (\S+), pid (\d+)\)", stdout)
-        assert own[0] != f"nats://127.0.0.1:{self.ports[MAKE_RUN_PORT]}"
-        assert not pid_alive(int(own[1]))
+        self.check_own_server(stdout, mark)
         assert "[published 6] messages=6 " in stdout
         assert "max_msgs=10 max_bytes=300B max_age=100ms" in stdout
         assert "blocked: max_age would discard 6 messages" in stdout
         assert "allow_data_loss: true" in stdout
+
+    def check_own_server(self, stdout: str, mark: int) -> None:
+        """A walkthrough ran on a server of its own, which it stopped, and `make run` beside
+        it saw nothing of it."""
+        (own,) = re.findall(r"\(a nats-server of its own on (\S+), pid (\d+)\)", stdout)
+        assert own[0] != f"nats://127.0.0.1:{self.ports[MAKE_RUN_PORT]}"
+        assert not pid_alive(int(own[1]))
         assert self.make_run is not None
         seen = [e for e in self.make_run.events(mark) if e["event"] in (
-            "drift_detected", "stream_updated", "stream_created", "change_blocked")]
+            "drift_detected", "stream_updated", "stream_created", "stream_adopted",
+            "change_blocked")]
         assert seen == [], seen
 
     def run_console(self, block: Block) -> None:
@@ -608,6 +618,19 @@ def editor_example(replay: Replay, block: Block) -> None:
         done.stderr
 
 
+def adopt_excerpt(replay: Replay, block: Block) -> None:
+    """"`.venv/bin/python examples/adopt_walkthrough.py` prints (trimmed at `...`)": each part
+    between `...` lines is printed as it stands, lines in a row, and the parts in that order."""
+    printed = replay.outputs["adopt_walkthrough.py"].splitlines()
+    at = 0
+    for part in block.body.split("...\n"):
+        lines = part.splitlines()
+        found = [i for i in range(at, len(printed) - len(lines) + 1)
+                 if printed[i:i + len(lines)] == lines]
+        assert found, (part, "\n".join(printed[at:]))
+        at = found[0] + len(lines)
+
+
 DOCUMENTED: dict[tuple[str, str], Callable[[Replay, Block], None]] = {
     ("yaml", "allow_data_loss: false"): manifest_example,
     ("yaml", "# Exported by jetstream-reconciler"): exported_manifest,
@@ -616,6 +639,7 @@ DOCUMENTED: dict[tuple[str, str], Callable[[Replay, Block], None]] = {
     ("json", '"format_version"'): plan_json,
     ("text", "jetstream-reconciler validate [PATH]"): cli_synopsis,
     ("yaml", "# converted from"): converted_nack,
+    ("text", "adopt: in sync"): adopt_excerpt,
 }
 
 
