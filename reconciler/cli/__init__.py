@@ -217,7 +217,9 @@ def convert(files: tuple[str, ...], out: str | None) -> int:
     stream add --config` file, or a manifest) and writes the same streams in manifest units.
     Each document starts with comments naming every value whose meaning differs from the
     original's (NACK's default storage, written out as memory) and every field left out.
-    Nothing is written when any file has a problem.
+    Of natscli's files, which list every field, only those that differ from the server's
+    defaults are written, as export writes them. Nothing is written when any file has a
+    problem.
     """
     from reconciler.manifest.convert import convert_files, write
 

@@ -1,9 +1,12 @@
 """Manifests of other formats (NACK Stream objects, natscli JSON) rewritten as ours: the
 streams they declare, in manifest units (`1h`, `1GiB`), each document headed by a comment
 that says where it came from and every value whose meaning the reading changed or filled in.
+A natscli file (which lists every field) keeps, as `export` does, only the fields that differ
+from what the server would store without them.
 
-What a converted file declares is exactly what the original loads to: `tests/test_formats.py`
-reads both and compares."""
+What a converted file declares is exactly what the original loads to (for natscli's files:
+the same stream once the server's defaults are filled in): `tests/test_formats.py` reads
+both and compares."""
 
 from __future__ import annotations
 
@@ -16,9 +19,11 @@ import yaml
 
 from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.fields import DURATIONS, SIZES
+from reconciler.manifest import natscli
 from reconciler.manifest.document import parse_file
 from reconciler.manifest.load import MAX_FILE_BYTES
 from reconciler.model import Location, Policy, Problem, StreamSpec
+from reconciler.plan.export import manifest_document
 from reconciler.units import format_duration, format_size
 
 
@@ -83,8 +88,14 @@ def render(spec: StreamSpec, notes: Sequence[Problem]) -> str:
         hint = f"; {note.hint}" if note.hint and note.hint not in hints else ""
         hints.add(note.hint or "")
         lines.append(f"# line {note.location.line}: {field}{note.message}{hint}")
-    document: dict[str, Any] = {"name": spec.name}
-    document.update({k: _units(k, v) for k, v in spec.config.items() if k != "name"})
+    document: dict[str, Any]
+    if spec.location.file.endswith(natscli.SUFFIX):
+        # natscli writes every field, most at the server's defaults: as `export` does, keep
+        # only what differs from what the server would store without it
+        document = manifest_document(spec.config)
+    else:
+        document = {"name": spec.name}
+        document.update({k: _units(k, v) for k, v in spec.config.items() if k != "name"})
     policy = _policy(spec.policy)
     if policy:
         document["reconcile"] = policy
