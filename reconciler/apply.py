@@ -81,10 +81,12 @@ async def apply_plan(
     # deletions last: a create never races the server's clean-up after a deleted stream (it
     # removes the account's directory when that was its last file stream, and a file
     # stream created meanwhile fails with 10049), and a stream that replaces another exists
-    # before the other goes
-    outcomes: list[Outcome | None] = [None] * len(plan.streams)
+    # before the other goes; a stream in sync needs nothing, not even a task
+    outcomes: list[Outcome | None] = [
+        Outcome(s, Status.UNCHANGED) if s.action is Action.NOOP else None for s in plan.streams]
     for deleting in (False, True):
-        picked = [i for i, s in enumerate(plan.streams) if (s.action is Action.DELETE) is deleting]
+        picked = [i for i, s in enumerate(plan.streams)
+                  if s.action is not Action.NOOP and (s.action is Action.DELETE) is deleting]
         done_now = await asyncio.gather(*(one(plan.streams[i]) for i in picked))
         for i, outcome in zip(picked, done_now, strict=True):
             outcomes[i] = outcome

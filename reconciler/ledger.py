@@ -77,6 +77,10 @@ class Ledger:
         """Take this just before sending a read: the changes it will account for."""
         return self._seq
 
+    def unsettled(self) -> list[str]:
+        """The streams with a noted change that no read has accounted for yet."""
+        return list(self._changes)
+
     def pending(self, stream: str) -> tuple[OutsideChange, ...]:
         return tuple(self._changes.get(stream, ()))
 
@@ -105,9 +109,9 @@ class Ledger:
         # kept until the next update: a change's advisory may come a pass late
         write = self._writes.get(stream)
         overwritten: tuple[tuple[str | None, tuple[FieldChange, ...]], ...] = ()
-        if write is not None and live is not None:
-            overwritten = _overwritten(write, [c for c in seen if c.seq > write.position],
-                                       canonical(live))
+        later = [c for c in seen if write is not None and c.seq > write.position]
+        if write is not None and live is not None and later:
+            overwritten = _overwritten(write, later, canonical(live))
         return Settled(tuple(actors), overwritten)
 
     def wrote(self, stream: str, basis: Config, position: int) -> None:

@@ -15,7 +15,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import structlog
@@ -32,6 +32,7 @@ from reconciler.model import (
     Config,
     Degraded,
     FieldChange,
+    Listing,
     LiveStream,
     MessageSample,
     Outcome,
@@ -40,7 +41,14 @@ from reconciler.model import (
     StreamPlan,
     StreamSpec,
 )
-from reconciler.plan import SampleRequest, StreamInputs, canonical, prepare, prepare_pass
+from reconciler.plan import (
+    PassInputs,
+    SampleRequest,
+    StreamInputs,
+    canonical,
+    prepare,
+    prepare_pass,
+)
 from reconciler.plan.ownership import DEFAULT_OWNER, owner_of
 from reconciler.plan.prune import Prune, plan_delete
 
@@ -91,6 +99,111 @@ def new_reconcile_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+class Known:
+    """What watch mode keeps from one pass to the next, so that a pass after a change to a
+    few streams reads and prepares only those: the live streams as last read, and each
+    declared stream's inputs (`plan.prepare`, pure) by the spec and live stream they were
+    made from. A stream no trigger names is taken as last read: another client's change is
+    announced by an advisory naming the stream (`compute_plan(changed=...)`), every stream
+    that was not in sync is read again, and the periodic resync reads everything."""
+
+    #: a pass that would read more streams than this one by one lists them all instead
+    MAX_READS = 64
+
+    def __init__(self) -> None:
+        self.listing: Listing | None = None
+        self._inputs: dict[str, StreamInputs] = {}
+        self._canonical: dict[str, tuple[LiveStream, Config]] = {}
+
+    def forget(self) -> None:
+        """The next pass lists everything (the connection or the leader changed)."""
+        self.listing = None
+
+    def stale(self, specs: Sequence[StreamSpec], changed: Collection[str]) -> set[str]:
+        """The streams to read again: those named, those whose manifest changed, and those
+        that were not in sync (their messages, state and config matter to the plan)."""
+        names = set(changed)
+        for spec in specs:
+            last = self._inputs.get(spec.name)
+            if last is None or last.spec is not spec or last.desired != last.current:
+                names.add(spec.name)
+        return names
+
+    async def read(self, js: JetStreamAPI, names: Collection[str],
+                   gate: asyncio.Semaphore) -> Listing | None:
+        """The last listing with `names` read again (STREAM.INFO each); None when one of
+        the reads failed (then everything is listed)."""
+        assert self.listing is not None
+
+        async def info(name: str) -> LiveStream | None:
+            async with gate:
+                return await js.stream_info(name)
+
+        try:
+            found = await asyncio.gather(*(info(n) for n in names))
+        except asyncio.CancelledError:
+            raise
+        except JetStreamError:
+            return None
+        fresh = dict(zip(names, found, strict=True))
+        streams = [fresh.pop(s.name) if s.name in fresh else s for s in self.listing.streams]
+        streams.extend(fresh.values())
+        unreadable = {n: r for n, r in self.listing.unreadable.items() if n not in names}
+        return Listing(tuple(s for s in streams if s is not None), unreadable)
+
+    def prepare(self, specs: Sequence[StreamSpec], live: Sequence[LiveStream],
+                owner: str = DEFAULT_OWNER) -> PassInputs:
+        """`plan.prepare_pass`, reusing what was prepared from the same spec and live stream."""
+        by_name = {s.name: s for s in live}
+        inputs: dict[str, StreamInputs] = {}
+        for spec in specs:
+            current = by_name.get(spec.name)
+            last = self._inputs.get(spec.name)
+            # in sync on the same config as read before: the same plan (its state, which
+            # only a change's impact needs, may differ)
+            reuse = last is not None and last.spec is spec and last.owner == owner and (
+                last.live is current or (
+                    last.live is not None and current is not None
+                    and last.desired == last.current and last.live.config == current.config))
+            inputs[spec.name] = (last if last is not None and reuse
+                                 else prepare(spec, current, owner))
+        canonical_live: dict[str, Config] = {}
+        others: dict[str, tuple[LiveStream, Config]] = {}
+        for stream in live:
+            declared = inputs.get(stream.name)
+            if declared is not None and declared.current is not None:
+                canonical_live[stream.name] = declared.current
+                continue
+            known = self._canonical.get(stream.name)
+            same = known is not None and (known[0] is stream
+                                          or known[0].config == stream.config)
+            config = known[1] if known is not None and same else canonical(stream.config)
+            canonical_live[stream.name] = config
+            others[stream.name] = (stream, config)
+        self._inputs, self._canonical = inputs, others
+        return PassInputs(tuple(inputs[s.name] for s in specs), tuple(live), canonical_live,
+                          owner)
+
+
+async def _listing(js: JetStreamAPI, specs: Sequence[StreamSpec], known: Known | None,
+                   changed: Collection[str] | None, gate: asyncio.Semaphore) -> Listing:
+    """Every stream on the server: listed, or the last listing with the streams that may
+    have changed read again (see `Known`)."""
+    listing = None
+    if known is not None and known.listing is not None and changed is not None:
+        names = known.stale(specs, changed)
+        listing = known.listing
+        if len(names) > Known.MAX_READS:
+            listing = None
+        elif names:
+            listing = await known.read(js, names, gate)
+    if listing is None:
+        listing = await js.list_streams()
+    if known is not None:
+        known.listing = listing
+    return listing
+
+
 async def compute_plan(
     js: JetStreamAPI,
     specs: Sequence[StreamSpec],
@@ -100,6 +213,8 @@ async def compute_plan(
     holds: Mapping[str, str] | None = None,
     owner: str = DEFAULT_OWNER,
     prune: Prune | None = None,
+    known: Known | None = None,
+    changed: Collection[str] | None = None,
 ) -> Plan:
     """Read the live state this plan needs, then plan (pure). A stream the server cannot
     describe is not planned (a missing stream would look like one to create): it is listed in
@@ -107,12 +222,17 @@ async def compute_plan(
     streams to only report (see `plan.plan_stream`). `owner` is who this reconciler is, and
     `prune` says whether and how owned streams no manifest declares are deleted
     (`plan.prune`). The reconcilers' own lease bucket is not ours to plan: it is left out,
-    neither managed nor unmanaged."""
-    listing = await js.list_streams()
+    neither managed nor unmanaged.
+
+    With `known` (kept across passes) and `changed` (the streams named as changed on the
+    server since the last pass; None: anything may have), only the streams that may have
+    changed are read again and prepared (see `Known`); the plan is the same."""
+    gate = asyncio.Semaphore(max(1, concurrency))
+    listing = await _listing(js, specs, known, changed, gate)
     unreadable = {n: r for n, r in listing.unreadable.items() if n != LEASE_STREAM}
     by_name = {s.name: s for s in listing.streams if s.name != LEASE_STREAM}
-    gate = asyncio.Semaphore(max(1, concurrency))
-    inputs = prepare_pass(specs, by_name.values(), owner)
+    inputs = (prepare_pass(specs, by_name.values(), owner) if known is None
+              else known.prepare(specs, tuple(by_name.values()), owner))
 
     async def sample(name: str, request: SampleRequest) -> tuple[str, MessageSample] | None:
         try:
@@ -317,13 +437,17 @@ class _Pass:
             return await self.recheck_delete(stream)
         at = self.ledger.position()
         current = await self.js.stream_info(stream.name)
-        inputs = prepare(self.specs[stream.name], current, self.owner)
-        if (inputs.current is not None and inputs.current == canonical(stream.basis)
+        # as read for the plan (the usual case): nothing to bring to canonical form
+        same = current is not None and current.config == stream.basis
+        inputs = None if same else prepare(self.specs[stream.name], current, self.owner)
+        if inputs is None or (
+                inputs.current is not None and inputs.current == canonical(stream.basis)
                 and current is not None and owner_of(current.config) == owner_of(stream.basis)):
             assert current is not None
             self.overwritten(stream.name, self.ledger.settle(stream.name, at, current.config))
             self.bases[stream.name] = (current, at)
             return stream
+        assert inputs is not None
         sample = await _sample(self.js, inputs, self.gate)
         again = inputs.plan(sample, allow_data_loss=self.allow_data_loss,
                             hold=self.holds.get(stream.name))

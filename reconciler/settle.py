@@ -31,7 +31,8 @@ from reconciler.model import Action, StreamPlan, StreamSpec
 from reconciler.plan import describe_impact
 
 #: a file changed less than this long ago is read again this much later before it counts as
-#: stable (the file watcher already waits for 50 ms without events, so this rarely waits)
+#: stable (the file watcher already waits for 10 ms without events, so this waits at most
+#: about 10 ms more)
 STABLE_S = 0.02
 
 

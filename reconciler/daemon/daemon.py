@@ -87,7 +87,7 @@ class Daemon:
         reaction = self._passes.correlator.heard(advisory)
         if reaction.now:
             log.debug("advisory", kind="api", stream=advisory.stream, actor=advisory.actor)
-            self.trigger("server")
+            self._triggers.add("server", advisory.stream)
         elif reaction.at is not None:
             asyncio.get_running_loop().call_later(
                 reaction.at - time.monotonic(), self._grace_over, reaction.at)
@@ -96,7 +96,7 @@ class Daemon:
         """A stream advisory's wait for the API advisory naming its actor ended at `at`."""
         for stream in self._passes.correlator.due(at):
             log.debug("advisory", kind="stream", stream=stream)
-            self.trigger("server")
+            self._triggers.add("server", stream)
 
     def _on_lease(self, change: Change) -> None:
         leading = change.kind == "elected" and change.us
@@ -192,7 +192,8 @@ class Daemon:
         try:
             self.trigger("startup")
             while (triggers := await self._triggers.take()) is not None:
-                await self._passes.run(self._js, self._lease, describe(triggers))
+                await self._passes.run(self._js, self._lease, describe(triggers),
+                                       changed=self._triggers.streams)
         finally:
             if keeper is not None:
                 keeper.cancel()

@@ -34,7 +34,7 @@ async def watch_files(
     relay = asyncio.create_task(_relay(stopped, stop))
     try:
         async for changes in awatch(*directories, stop_event=stop, watch_filter=relevant,
-                                    debounce=250, step=50, rust_timeout=0,
+                                    debounce=250, step=10, rust_timeout=0,
                                     yield_on_timeout=False, recursive=True):
             log.debug("files_changed", files=sorted(str(p) for _, p in changes)[:20])
             on_change()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import structlog
 
@@ -25,7 +25,14 @@ from reconciler.ledger import Ledger
 from reconciler.metrics import Metrics
 from reconciler.model import Plan, StreamSpec
 from reconciler.plan.prune import Prune, refusal
-from reconciler.reconcile import JetStreamAPI, Result, compute_plan, new_reconcile_id, reconcile
+from reconciler.reconcile import (
+    JetStreamAPI,
+    Known,
+    Result,
+    compute_plan,
+    new_reconcile_id,
+    reconcile,
+)
 from reconciler.settings import Settings
 from reconciler.settle import Files
 from reconciler.units import format_duration
@@ -53,6 +60,7 @@ class Passes:
         self.health = Health(metrics)
         self._backoff = Backoff(settings.resync_s)
         self._read_at = 0
+        self._known = Known()
         self._holds: dict[str, str] = {}
         self._undeclared_since: dict[str, float] = {}
         """Owned streams no manifest declares: since when (`time.monotonic()`)."""
@@ -61,14 +69,17 @@ class Passes:
         """Passes finished so far."""
         self._done = asyncio.Condition()
 
-    async def run(self, js: JetStreamAPI, lease: Lease | None, trigger: str) -> None:
-        """One pass; its errors are logged and recorded, never raised (but cancellation)."""
+    async def run(self, js: JetStreamAPI, lease: Lease | None, trigger: str,
+                  changed: Collection[str] | None = None) -> None:
+        """One pass; its errors are logged and recorded, never raised (but cancellation).
+        `changed`: the streams the triggers named as changed on the server (None: any may
+        have); the pass reads again only those and the ones `reconcile.Known` says."""
         reconcile_id = new_reconcile_id()
         started = time.monotonic()
         result: Result | None = None
         specs: list[StreamSpec] = []
         try:
-            specs, plan = await self._desired(js)
+            specs, plan = await self._desired(js, changed)
             writes = True
             if lease is not None:
                 writes = await lease.confirm()  # a fresh read: the revision is ours
@@ -94,25 +105,31 @@ class Passes:
         async with self._done:
             self._done.notify_all()
 
-    async def _desired(self, js: JetStreamAPI) -> tuple[list[StreamSpec], Plan]:
+    async def _desired(self, js: JetStreamAPI,
+                       live_changed: Collection[str] | None) -> tuple[list[StreamSpec], Plan]:
         """The streams to reconcile and their plan; a changed file that must settle first
         counts with its last accepted version."""
         before, loaded = await asyncio.to_thread(read_manifests, self.settings.paths)
         specs, changed = self.desired.load(before, loaded)
-        plan = await self._plan(js, specs)
+        plan = await self._plan(js, specs, live_changed)
         if changed:
             after = await asyncio.to_thread(read_again, changed)
             if self.desired.review(plan, changed, after):
                 specs = self.desired.merged()
-                plan = await self._plan(js, specs)
+                plan = await self._plan(js, specs, live_changed)
         return specs, plan
 
-    async def _plan(self, js: JetStreamAPI, specs: list[StreamSpec]) -> Plan:
+    async def _plan(self, js: JetStreamAPI, specs: list[StreamSpec],
+                    changed: Collection[str] | None) -> Plan:
         self._read_at = self.ledger.position()  # what the live configs read next account for
         self._holds = self.conflicts.holds()
+        if changed is not None:  # a declared stream with an outside change not yet
+            declared = {s.name for s in specs}  # accounted for is read again
+            changed = {*changed, *(n for n in self.ledger.unsettled() if n in declared)}
         return await compute_plan(js, specs, allow_data_loss=self.settings.allow_data_loss,
                                   concurrency=self.settings.concurrency, holds=self._holds,
-                                  owner=self.settings.owner, prune=self._prune(specs))
+                                  owner=self.settings.owner, prune=self._prune(specs),
+                                  known=self._known, changed=changed)
 
     def _prune(self, specs: list[StreamSpec]) -> Prune | None:
         """Pruning as this pass may do it: only streams undeclared for the whole grace

@@ -20,11 +20,21 @@ class Triggers:
 
     def __init__(self) -> None:
         self._pending: set[str] = set()
+        self._streams: set[str] | None = set()
         self._wake = asyncio.Event()
         self.stopped = asyncio.Event()
+        self.streams: frozenset[str] | None = None
+        """After `take`: the streams named as changed on the server by what was taken;
+        None when anything may have changed (every stream is read again)."""
 
-    def add(self, source: str) -> None:
+    def add(self, source: str, stream: str | None = None) -> None:
+        """`stream`: the one stream the trigger says changed on the server (an advisory).
+        A trigger without one lets the pass read every stream again."""
         self._pending.add(source)
+        if stream is None:
+            self._streams = None
+        elif self._streams is not None:
+            self._streams.add(stream)
         self._wake.set()
 
     def stop(self) -> None:
@@ -39,6 +49,8 @@ class Triggers:
         if self.stopped.is_set():
             return None
         taken, self._pending = frozenset(self._pending), set()
+        self.streams = None if self._streams is None else frozenset(self._streams)
+        self._streams = set()
         return taken
 
 

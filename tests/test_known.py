@@ -1,0 +1,86 @@
+"""Passes after a change to a few streams read and prepare only those (`reconcile.Known`):
+the plan is the one a full read makes, and an advisory's pass reads only the stream it
+names (plus those not in sync), never the whole list."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nats
+
+from reconciler import jetstream
+from reconciler.model import StreamSpec
+from reconciler.reconcile import Known, compute_plan
+from reconciler.testing import NatsServer
+from reconciler.testing.fake import FakeJetStream
+from tests.test_daemon_fake import manifest_at, max_msgs, running, until
+
+S = 1_000_000_000
+
+
+def spec(name: str, **config: object) -> StreamSpec:
+    return StreamSpec(name, {"name": name, "subjects": [f"{name}.*"], **config})
+
+
+async def test_a_pass_that_reads_only_the_named_streams_plans_as_a_full_read(
+    nats_server: NatsServer, js: jetstream.JetStream
+) -> None:
+    specs = [spec("a", max_msgs=10), spec("b", max_msgs=10), spec("c", max_msgs=10),
+             spec("d", max_msgs=10)]
+    for s in specs[:3]:
+        await js.create_stream(dict(s.config))
+    await js.create_stream({"name": "other", "subjects": ["other.*"]})
+    known = Known()
+    first = await compute_plan(js, specs, known=known, changed=None)
+    assert first == await compute_plan(js, specs)
+    assert [str(s.action) for s in first.streams] == ["noop", "noop", "noop", "create"]
+    nc = await nats.connect(nats_server.url, name="someone")
+    try:
+        info = json.loads((await nc.request("$JS.API.STREAM.INFO.b", b"")).data)
+        reply = await nc.request("$JS.API.STREAM.UPDATE.b", json.dumps(
+            info["config"] | {"max_msgs": 20, "max_age": 600 * S}).encode())
+        assert "error" not in json.loads(reply.data)
+    finally:
+        await nc.close()
+    # b named by its advisory; d still missing (not in sync) is read again too
+    again = await compute_plan(js, specs, known=known, changed={"b"})
+    assert again == await compute_plan(js, specs)
+    assert [str(s.action) for s in again.streams] == ["noop", "update", "noop", "create"]
+    assert again.unmanaged == ("other",)
+
+
+async def test_an_advisory_starts_a_pass_that_reads_only_its_stream(tmp_path: Path) -> None:
+    fake = FakeJetStream()
+    async with running(fake, manifest_at(tmp_path, 10)) as daemon:
+        before = len(fake.calls)
+        fake.change_as("someone", dict(fake.streams["events"].config) | {"max_msgs": 99})
+        await until(daemon, lambda: max_msgs(fake) == 10)
+        reads = [c for c in fake.calls[before:] if c.startswith(("list", "stream_info"))]
+        # one read for the plan, one just before the update
+        assert reads == ["stream_info:events", "stream_info:events"]
+
+
+async def test_other_triggers_read_every_stream(tmp_path: Path) -> None:
+    fake = FakeJetStream()
+    async with running(fake, manifest_at(tmp_path, 10)) as daemon:
+        before = len(fake.calls)
+        manifest_at(tmp_path, 20)
+        daemon.trigger("manifest")
+        await until(daemon, lambda: max_msgs(fake) == 20)
+        assert "list_streams" in fake.calls[before:]
+        before = len(fake.calls)
+        daemon.trigger("resync")
+        await daemon.wait_passes(daemon.passes + 1)
+        assert "list_streams" in fake.calls[before:]
+
+
+async def test_a_failed_read_of_the_named_stream_lists_them_all(tmp_path: Path) -> None:
+    fake = FakeJetStream()
+    async with running(fake, manifest_at(tmp_path, 10)) as daemon:
+        before = len(fake.calls)
+        fake.fail("stream_info")
+        fake.change_as("someone", dict(fake.streams["events"].config) | {"max_msgs": 99})
+        await until(daemon, lambda: max_msgs(fake) == 10)
+        calls = fake.calls[before:]
+        assert calls.index("stream_info:events") < calls.index("list_streams")
