@@ -49,6 +49,9 @@ class Settled:
     (path, the value it set, the value we wrote)."""
 
 
+_NOTHING = Settled()
+
+
 @dataclass
 class _Write:
     basis: Config
@@ -95,7 +98,9 @@ class Ledger:
     def settle(self, stream: str, position: int, live: Config | None) -> Settled:
         """A read of `stream` sent at `position` found `live` (its raw config; None when the
         stream is missing): what it accounts for. Those changes are forgotten."""
-        queued = self._changes.get(stream, [])
+        queued = self._changes.get(stream)
+        if not queued:
+            return _NOTHING  # no change noted: nothing seen, nothing overwritten
         seen = [c for c in queued if c.seq <= position]
         rest = [c for c in queued if c.seq > position]
         if rest:

@@ -107,13 +107,17 @@ class Known:
     announced by an advisory naming the stream (`compute_plan(changed=...)`), every stream
     that was not in sync is read again, and the periodic resync reads everything."""
 
-    #: a pass that would read more streams than this one by one lists them all instead
+    #: streams are read one by one when they are at most this many, and at most one in
+    #: `SHARE` of all; otherwise listing them all is cheaper
     MAX_READS = 64
+    SHARE = 8
 
     def __init__(self) -> None:
         self.listing: Listing | None = None
         self._inputs: dict[str, StreamInputs] = {}
         self._canonical: dict[str, tuple[LiveStream, Config]] = {}
+        self._in_sync: set[str] = set()
+        """Declared streams whose live config is the desired one (in canonical form)."""
 
     def forget(self) -> None:
         """The next pass lists everything (the connection or the leader changed)."""
@@ -125,7 +129,7 @@ class Known:
         names = set(changed)
         for spec in specs:
             last = self._inputs.get(spec.name)
-            if last is None or last.spec is not spec or last.desired != last.current:
+            if last is None or last.spec is not spec or spec.name not in self._in_sync:
                 names.add(spec.name)
         return names
 
@@ -156,6 +160,7 @@ class Known:
         """`plan.prepare_pass`, reusing what was prepared from the same spec and live stream."""
         by_name = {s.name: s for s in live}
         inputs: dict[str, StreamInputs] = {}
+        in_sync: set[str] = set()
         for spec in specs:
             current = by_name.get(spec.name)
             last = self._inputs.get(spec.name)
@@ -164,9 +169,15 @@ class Known:
             reuse = last is not None and last.spec is spec and last.owner == owner and (
                 last.live is current or (
                     last.live is not None and current is not None
-                    and last.desired == last.current and last.live.config == current.config))
-            inputs[spec.name] = (last if last is not None and reuse
-                                 else prepare(spec, current, owner))
+                    and spec.name in self._in_sync and last.live.config == current.config))
+            if last is not None and reuse:
+                inputs[spec.name] = last
+                if spec.name in self._in_sync:
+                    in_sync.add(spec.name)
+            else:
+                inputs[spec.name] = made = prepare(spec, current, owner)
+                if _in_sync(made):
+                    in_sync.add(spec.name)
         canonical_live: dict[str, Config] = {}
         others: dict[str, tuple[LiveStream, Config]] = {}
         for stream in live:
@@ -180,9 +191,16 @@ class Known:
             config = known[1] if known is not None and same else canonical(stream.config)
             canonical_live[stream.name] = config
             others[stream.name] = (stream, config)
-        self._inputs, self._canonical = inputs, others
+        self._inputs, self._canonical, self._in_sync = inputs, others, in_sync
         return PassInputs(tuple(inputs[s.name] for s in specs), tuple(live), canonical_live,
                           owner)
+
+
+def _in_sync(inputs: StreamInputs) -> bool:
+    """The live stream is as declared and ours: its plan is to leave it alone."""
+    return (inputs.live is not None and inputs.current is not None
+            and inputs.desired == inputs.current
+            and owner_of(inputs.live.config) == inputs.owner)
 
 
 async def _listing(js: JetStreamAPI, specs: Sequence[StreamSpec], known: Known | None,
@@ -193,7 +211,7 @@ async def _listing(js: JetStreamAPI, specs: Sequence[StreamSpec], known: Known |
     if known is not None and known.listing is not None and changed is not None:
         names = known.stale(specs, changed)
         listing = known.listing
-        if len(names) > Known.MAX_READS:
+        if len(names) > min(Known.MAX_READS, len(listing.streams) // Known.SHARE):
             listing = None
         elif names:
             listing = await known.read(js, names, gate)

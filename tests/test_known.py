@@ -10,6 +10,7 @@ from pathlib import Path
 import nats
 
 from reconciler import jetstream
+from reconciler.daemon import Daemon
 from reconciler.model import StreamSpec
 from reconciler.reconcile import Known, compute_plan
 from reconciler.testing import NatsServer
@@ -50,9 +51,25 @@ async def test_a_pass_that_reads_only_the_named_streams_plans_as_a_full_read(
     assert again.unmanaged == ("other",)
 
 
+def manifests(tmp_path: Path, value: int) -> Path:
+    """`events` (max_msgs: `value`) and 16 more streams: few enough changed to read one by
+    one."""
+    manifest_at(tmp_path, value)
+    (tmp_path / "more.yaml").write_text("---\n".join(
+        f'name: s{i}\nsubjects: ["s{i}.*"]\n' for i in range(16)))
+    return tmp_path
+
+
+async def settled(daemon: Daemon) -> None:
+    """One more pass: the streams the first one created are read in sync."""
+    daemon.trigger("resync")
+    await daemon.wait_passes(daemon.passes + 1)
+
+
 async def test_an_advisory_starts_a_pass_that_reads_only_its_stream(tmp_path: Path) -> None:
     fake = FakeJetStream()
-    async with running(fake, manifest_at(tmp_path, 10)) as daemon:
+    async with running(fake, manifests(tmp_path, 10)) as daemon:
+        await settled(daemon)
         before = len(fake.calls)
         fake.change_as("someone", dict(fake.streams["events"].config) | {"max_msgs": 99})
         await until(daemon, lambda: max_msgs(fake) == 10)
@@ -61,23 +78,45 @@ async def test_an_advisory_starts_a_pass_that_reads_only_its_stream(tmp_path: Pa
         assert reads == ["stream_info:events", "stream_info:events"]
 
 
-async def test_other_triggers_read_every_stream(tmp_path: Path) -> None:
+async def test_a_manifest_change_reads_only_the_streams_it_changes(tmp_path: Path) -> None:
     fake = FakeJetStream()
-    async with running(fake, manifest_at(tmp_path, 10)) as daemon:
+    async with running(fake, manifests(tmp_path, 10)) as daemon:
+        await settled(daemon)
         before = len(fake.calls)
         manifest_at(tmp_path, 20)
         daemon.trigger("manifest")
         await until(daemon, lambda: max_msgs(fake) == 20)
-        assert "list_streams" in fake.calls[before:]
+        reads = [c for c in fake.calls[before:] if c.startswith(("list", "stream_info"))]
+        assert reads == ["stream_info:events", "stream_info:events"]
+
+
+async def test_other_triggers_read_every_stream(tmp_path: Path) -> None:
+    fake = FakeJetStream()
+    async with running(fake, manifests(tmp_path, 10)) as daemon:
+        await settled(daemon)
+        for trigger in ("resync", "reconnect", "leader", "retry"):
+            before = len(fake.calls)
+            daemon.trigger(trigger)
+            await daemon.wait_passes(daemon.passes + 1)
+            assert "list_streams" in fake.calls[before:], trigger
+
+
+async def test_many_changed_streams_are_listed(tmp_path: Path) -> None:
+    fake = FakeJetStream()
+    async with running(fake, manifests(tmp_path, 10)) as daemon:
+        await settled(daemon)
         before = len(fake.calls)
-        daemon.trigger("resync")
-        await daemon.wait_passes(daemon.passes + 1)
+        for i in range(3):  # more than one in eight of 17
+            fake.change_as("someone", dict(fake.streams[f"s{i}"].config) | {"max_msgs": 5})
+        await until(daemon, lambda: all(
+            fake.streams[f"s{i}"].config.get("max_msgs") != 5 for i in range(3)))
         assert "list_streams" in fake.calls[before:]
 
 
 async def test_a_failed_read_of_the_named_stream_lists_them_all(tmp_path: Path) -> None:
     fake = FakeJetStream()
-    async with running(fake, manifest_at(tmp_path, 10)) as daemon:
+    async with running(fake, manifests(tmp_path, 10)) as daemon:
+        await settled(daemon)
         before = len(fake.calls)
         fake.fail("stream_info")
         fake.change_as("someone", dict(fake.streams["events"].config) | {"max_msgs": 99})

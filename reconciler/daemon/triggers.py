@@ -13,6 +13,9 @@ import asyncio
 #: a pass that failed or could not read a declared stream is followed by another this long
 #: after it, the wait doubling with each such pass in a row, up to --resync
 RETRY_FIRST_S = 1.0
+#: triggers that say nothing changed on the server: a pass for them reads again only the
+#: streams whose manifest changed and those not in sync (see `reconcile.Known`)
+CHANGES_NOTHING_LIVE = frozenset({"manifest"})
 
 
 class Triggers:
@@ -29,12 +32,14 @@ class Triggers:
 
     def add(self, source: str, stream: str | None = None) -> None:
         """`stream`: the one stream the trigger says changed on the server (an advisory).
-        A trigger without one lets the pass read every stream again."""
+        A manifest change says nothing about the server; any other trigger without a
+        stream lets the pass read every stream again."""
         self._pending.add(source)
-        if stream is None:
+        if stream is not None:
+            if self._streams is not None:
+                self._streams.add(stream)
+        elif source not in CHANGES_NOTHING_LIVE:
             self._streams = None
-        elif self._streams is not None:
-            self._streams.add(stream)
         self._wake.set()
 
     def stop(self) -> None:
