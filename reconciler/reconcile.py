@@ -233,6 +233,7 @@ async def compute_plan(
     prune: Prune | None = None,
     known: Known | None = None,
     changed: Collection[str] | None = None,
+    listing: Listing | None = None,
 ) -> Plan:
     """Read the live state this plan needs, then plan (pure). A stream the server cannot
     describe is not planned (a missing stream would look like one to create): it is listed in
@@ -244,9 +245,13 @@ async def compute_plan(
 
     With `known` (kept across passes) and `changed` (the streams named as changed on the
     server since the last pass; None: anything may have), only the streams that may have
-    changed are read again and prepared (see `Known`); the plan is the same."""
+    changed are read again and prepared (see `Known`); the plan is the same. `listing`:
+    every stream, when the caller has just listed them."""
     gate = asyncio.Semaphore(max(1, concurrency))
-    listing = await _listing(js, specs, known, changed, gate)
+    if listing is None:
+        listing = await _listing(js, specs, known, changed, gate)
+    elif known is not None:
+        known.listing = listing
     unreadable = {n: r for n, r in listing.unreadable.items() if n != LEASE_STREAM}
     by_name = {s.name: s for s in listing.streams if s.name != LEASE_STREAM}
     inputs = (prepare_pass(specs, by_name.values(), owner) if known is None

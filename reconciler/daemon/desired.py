@@ -19,7 +19,7 @@ import structlog
 
 from reconciler.manifest import LoadResult, discover, load_manifests
 from reconciler.metrics import Metrics
-from reconciler.model import Plan, Policy, Problem, Status, StreamSpec
+from reconciler.model import Plan, Policy, Problem, Status, StreamPlan, StreamSpec
 from reconciler.reconcile import Result
 from reconciler.settle import STABLE_S, Files, Snapshot, review, snapshot
 
@@ -120,6 +120,10 @@ class Desired:
         one is held: its last accepted streams stand, and the plan must be made again."""
         self.files.look(after)
         held: dict[str, tuple[str, ...]] = {}
+        by_file: dict[str, list[StreamPlan]] = {}
+        for p in plan.streams:
+            if p.location is not None and p.location.file in changed:
+                by_file.setdefault(p.location.file, []).append(p)
         for file, snap in changed.items():
             again = after.get(file)
             stable = snap is not None and snap == again
@@ -128,9 +132,8 @@ class Desired:
                 reasons: tuple[str, ...] = ()
             else:
                 reasons = review(
-                    [p for p in plan.streams
-                     if p.location is not None and p.location.file == file],
-                    {s.name: s for s in file_specs}, self.files.baseline(),
+                    by_file.get(file, []), {s.name: s for s in file_specs},
+                    self.files.baseline(),
                     stable=stable, complete=again is not None and again.complete)
             if reasons:
                 held[file] = reasons

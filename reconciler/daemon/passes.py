@@ -23,7 +23,7 @@ from reconciler.errors import JetStreamError
 from reconciler.lease import Lease
 from reconciler.ledger import Ledger
 from reconciler.metrics import Metrics
-from reconciler.model import Plan, StreamSpec
+from reconciler.model import Listing, Plan, StreamSpec
 from reconciler.plan.prune import Prune, refusal
 from reconciler.reconcile import (
     JetStreamAPI,
@@ -109,9 +109,17 @@ class Passes:
                        live_changed: Collection[str] | None) -> tuple[list[StreamSpec], Plan]:
         """The streams to reconcile and their plan; a changed file that must settle first
         counts with its last accepted version."""
-        before, loaded = await asyncio.to_thread(read_manifests, self.settings.paths)
+        reading = asyncio.ensure_future(asyncio.to_thread(read_manifests, self.settings.paths))
+        listing = None
+        try:
+            if live_changed is None:  # list every stream while the manifests are read
+                self._read_at = self.ledger.position()
+                listing = await js.list_streams()
+            before, loaded = await reading
+        finally:
+            reading.cancel()
         specs, changed = self.desired.load(before, loaded)
-        plan = await self._plan(js, specs, live_changed)
+        plan = await self._plan(js, specs, live_changed, listing)
         if changed:
             after = await asyncio.to_thread(read_again, changed)
             if self.desired.review(plan, changed, after):
@@ -120,8 +128,9 @@ class Passes:
         return specs, plan
 
     async def _plan(self, js: JetStreamAPI, specs: list[StreamSpec],
-                    changed: Collection[str] | None) -> Plan:
-        self._read_at = self.ledger.position()  # what the live configs read next account for
+                    changed: Collection[str] | None, listing: Listing | None = None) -> Plan:
+        if listing is None:  # what the live configs read next account for
+            self._read_at = self.ledger.position()
         self._holds = self.conflicts.holds()
         if changed is not None:  # a declared stream with an outside change not yet
             declared = {s.name for s in specs}  # accounted for is read again
@@ -129,7 +138,7 @@ class Passes:
         return await compute_plan(js, specs, allow_data_loss=self.settings.allow_data_loss,
                                   concurrency=self.settings.concurrency, holds=self._holds,
                                   owner=self.settings.owner, prune=self._prune(specs),
-                                  known=self._known, changed=changed)
+                                  known=self._known, changed=changed, listing=listing)
 
     def _prune(self, specs: list[StreamSpec]) -> Prune | None:
         """Pruning as this pass may do it: only streams undeclared for the whole grace
