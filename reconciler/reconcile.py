@@ -178,6 +178,9 @@ class Known:
                 inputs[spec.name] = made = prepare(spec, current, owner)
                 if _in_sync(made):
                     in_sync.add(spec.name)
+                    # kept until the stream changes: one copy of the config, not two
+                    assert made.current is not None
+                    inputs[spec.name] = replace(made, desired=made.current)
         canonical_live: dict[str, Config] = {}
         others: dict[str, tuple[LiveStream, Config]] = {}
         for stream in live:
