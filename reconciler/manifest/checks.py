@@ -34,17 +34,20 @@ _SERVER_SPACES: Final = (
 def subjects(f: Facts) -> Iterator[Finding]:
     """Each subject: valid, listed once, not overlapping another of the stream, and taking
     nothing of the server's own subjects without no_ack."""
-    seen: SubjectIndex[tuple[int, str]] = SubjectIndex()
-    for index, subject in enumerate(f.get("subjects") or []):
+    listed = f.get("subjects") or []
+    # one subject cannot overlap another: no index to build (most streams have one)
+    seen: SubjectIndex[tuple[int, str]] | None = SubjectIndex() if len(listed) > 1 else None
+    for index, subject in enumerate(listed):
         path = f"subjects.{index}"
         if bad := subject_problem(subject):
             yield path, *bad
             continue
-        first = seen.first_collision(subject)
-        if first is None:
-            seen.add(subject, (index, subject))
-        else:
-            yield _overlap(f, path, subject, *first)
+        if seen is not None:
+            first = seen.first_collision(subject)
+            if first is None:
+                seen.add(subject, (index, subject))
+            else:
+                yield _overlap(f, path, subject, *first)
         yield from _server_subjects(f, path, subject)
 
 

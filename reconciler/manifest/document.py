@@ -151,7 +151,9 @@ def _check_document(d: DocumentReader, node: Node) -> Document:
         field_locations=dict(d.locations),
     )
     # whether the subjects it takes are known, for the overlap check across streams
-    subjects_ok = not any(d.failed_under(p) for p in ("name", "subjects", "mirror", "sources"))
+    subjects_ok = not d.failed_paths or not any(
+        d.failed_under(p) for p in ("name", "subjects", "mirror", "sources")
+    )
     return d.finish(spec, subjects_ok)
 
 

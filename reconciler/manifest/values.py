@@ -252,16 +252,29 @@ _PARSERS: Final[dict[str, Callable[[object], int]]] = {
 }
 
 
+#: (kind, tag, text) -> the value: manifests repeat the same few limits (`1d`, `64KiB`) in
+#: stream after stream, and each parse is a pure function of these three
+_UNIT_VALUES: Final[dict[tuple[str, str, str], int]] = {}
+_UNIT_VALUES_MAX: Final = 4096
+
+
 def _unit(d: DocumentReader, node: ScalarNode, spec: Field, path: str) -> Any:
     """Durations, sizes and counts: sizes and counts take YAML integers (1_000 included);
     everything else as written."""
     kind = spec.kind
+    key = (kind, node.tag, node.value)
+    known = _UNIT_VALUES.get(key)
+    if known is not None:
+        return known
     arg: object = construct_int(node) if node.tag == INT and kind != "duration" else node.value
     try:
-        return _PARSERS[kind](arg)
+        value = _PARSERS[kind](arg)
     except UnitError as exc:
         d.add(node, path, exc.message, exc.hint)
         return INVALID
+    if len(_UNIT_VALUES) < _UNIT_VALUES_MAX:
+        _UNIT_VALUES[key] = value
+    return value
 
 
 _SCALARS: Final[dict[str, Callable[[DocumentReader, ScalarNode, Field, str], Any]]] = {

@@ -18,7 +18,40 @@ INT: Final = "tag:yaml.org,2002:int"
 FLOAT: Final = "tag:yaml.org,2002:float"
 MERGE: Final = "tag:yaml.org,2002:merge"
 
-_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", None)
+
+def _fast_loader() -> Any:
+    """libyaml's safe loader, with PyYAML's tag resolution (which it calls for every node)
+    made cheaper: the same tags, looked up once per distinct scalar instead of by trying
+    each regular expression again. SafeLoader has no path resolvers, so there is nothing to
+    descend into."""
+    base: Any = getattr(yaml, "CSafeLoader", None)
+    if base is None or base.yaml_path_resolvers:
+        return base
+    tags: dict[tuple[str, tuple[bool, bool]], str] = {}
+    resolve = base.resolve
+
+    class Loader(base):  # type: ignore[misc]
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            if kind is not ScalarNode:
+                return resolve(self, kind, value, implicit)
+            key = (value, implicit)
+            tag = tags.get(key)
+            if tag is None:
+                tag = resolve(self, kind, value, implicit)
+                if len(tags) < 100_000 and len(value) <= 64:
+                    tags[key] = tag
+            return tag
+
+        def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+            pass
+
+        def ascend_resolver(self) -> None:
+            pass
+
+    return Loader
+
+
+_FAST_LOADER: Any = _fast_loader()
 
 
 def compose(text: str) -> Iterable[yaml.Node]:
