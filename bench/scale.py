@@ -19,6 +19,12 @@ With `--latency-streams M` (default 1000; 0 skips it) it also runs the save -> a
 out-of-band -> healed trials of `watch_latency.py` with M more streams managed by the daemon.
 Medians are reported; the load average is printed before and after, since other work on
 the machine shifts every figure.
+
+Every process (ours, the floors, the daemon, and this script itself) runs in a venv holding
+only what a user installs, `pip install .[server]` with the project's constraints, built in a
+temp dir at the start (about 20 s): the development venv's test tools bring in packages that
+the product imports when present (structlog imports `rich`), which users do not have.
+`--venv current` (and `--quick`) runs in this interpreter's environment instead.
 """
 
 from __future__ import annotations
@@ -326,6 +332,7 @@ def render(results: dict[str, Any]) -> str:
         f"commit: {results['commit']}  date: {m['date']}  repetitions: {results['reps']} "
         "(medians)",
         f"load average: {results['load_before']} before, {results['load_after']} after",
+        f"run in: {results['venv']}",
         "",
         "| streams | plan s | floor s | ratio | plan CPU s | plan RSS MB | validate CPU s "
         "| apply s | floor s | ratio | cold start s | / plan floor | idle RSS MB |",
@@ -366,6 +373,40 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: set in the environment of this script once it runs in the venv it built
+_IN_USER_VENV = "JSR_SCALE_USER_VENV"
+
+
+def user_venv(where: Path) -> Path:
+    """A fresh venv in `where` with what `pip install .[server]` installs (the project's
+    constraints applied); its python."""
+    subprocess.run([sys.executable, "-m", "venv", str(where)], check=True)
+    python = where / "bin" / "python"
+    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet",
+                           "--disable-pip-version-check", "-c", str(ROOT / "constraints.txt"),
+                           f"{ROOT}[server]"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"pip install .[server] failed:\n{done.stdout}{done.stderr}")
+    return python
+
+
+def rerun_in_user_venv(argv: list[str]) -> int:
+    """Build the user venv and run this script again in it: every process it starts then uses
+    that venv's python (`sys.executable`)."""
+    with tempfile.TemporaryDirectory(prefix="jsr-scale-venv-") as tmp:
+        print("building a venv with `pip install .[server]` ...", file=sys.stderr, flush=True)
+        python = user_venv(Path(tmp) / "venv")
+        env = {**os.environ, _IN_USER_VENV: "1"}
+        return subprocess.run([str(python), str(Path(__file__).resolve()), *argv],
+                              env=env, cwd=str(ROOT)).returncode
+
+
+def venv_description() -> str:
+    if os.environ.get(_IN_USER_VENV) == "1":
+        return "a venv with only `pip install .[server]`"
+    return f"this interpreter's environment ({sys.prefix})"
+
+
 def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -389,6 +430,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": watch_latency.machine(),
         "commit": watch_latency.git_commit(),
+        "venv": venv_description(),
         "reps": args.reps,
         "load_before": load_before,
         "load_after": load_average(),
@@ -413,9 +455,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 200 streams, 1 repetition, 10 latency trials with "
                         "100 streams")
+    parser.add_argument("--venv", choices=("user", "current"),
+                        help="user: run everything in a fresh venv with only what users "
+                        "install (`pip install .[server]`), built in a temp dir (the default, "
+                        "but with --quick); current: in this interpreter's environment")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
+    venv = args.venv or ("current" if args.quick else "user")
+    if venv == "user" and os.environ.get(_IN_USER_VENV) != "1":
+        return rerun_in_user_venv([*(sys.argv[1:] if argv is None else argv), "--venv", "user"])
     args.sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
     if args.quick:
         args.sizes, args.reps, args.trials, args.latency_streams = [200], 1, 10, 100
