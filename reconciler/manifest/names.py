@@ -20,8 +20,15 @@ WHITESPACE: Final = {
 }
 
 
+#: every character a name cannot have
+_NOT_IN_NAMES: Final = frozenset(_NAME_FORBIDDEN) | frozenset(WHITESPACE)
+_WHITESPACE: Final = frozenset(WHITESPACE)
+
+
 def name_problem(name: str) -> tuple[str, str] | None:
     """What is wrong with a stream or consumer name, and what to write instead."""
+    if 0 < len(name) <= MAX_NAME_LEN and name.isascii() and _NOT_IN_NAMES.isdisjoint(name):
+        return None  # the usual case, at once (an ASCII character is one byte)
     if not name:
         return "the name is empty", "write a name such as 'events'"
     bad: list[str] = []
@@ -53,12 +60,14 @@ def subject_problem(subject: str) -> tuple[str, str] | None:
     """What is wrong with a subject (or filter), and what to write instead."""
     if not subject:
         return "the subject is empty", "write a subject such as 'events.>'"
-    if any(ch in WHITESPACE for ch in subject):
+    if not _WHITESPACE.isdisjoint(subject):
         return f"'{subject}' contains whitespace", f"write '{''.join(subject.split())}'"
     tokens = subject.split(".")
-    if any(not t for t in tokens):
+    if "" in tokens:
         fixed = ".".join(t for t in tokens if t)
         return f"'{subject}' has an empty token", f"write '{fixed}'" if fixed else "write a subject"
+    if ">" not in tokens[:-1]:
+        return None
     for index, token in enumerate(tokens[:-1]):
         if token == ">":
             return (
