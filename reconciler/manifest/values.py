@@ -4,6 +4,7 @@ every node that does not fit where it is."""
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
@@ -52,7 +53,8 @@ def pairs(
         if not isinstance(key, ScalarNode):
             d.add(key, path, "a field name must be text", "write name: value")
             continue
-        name = key.value
+        # one string for each field name, however many documents write it
+        name = sys.intern(key.value)
         if bad := surrogate_problem(name):
             d.add(key, join(path, shown(name)), *bad)
             continue

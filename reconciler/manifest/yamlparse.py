@@ -38,7 +38,7 @@ def _fast_loader() -> Any:
             tag = tags.get(key)
             if tag is None:
                 tag = resolve(self, kind, value, implicit)
-                if len(tags) < 100_000 and len(value) <= 64:
+                if len(tags) < 4096:  # the values that repeat come first, in any file
                     tags[key] = tag
             return tag
 
