@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
@@ -57,6 +58,9 @@ def _load(settings: Settings) -> list[StreamSpec]:
     if result.problems:
         raise ManifestError(result.problems)
     _warn(result.warnings)
+    # what was loaded lives as long as this command: no garbage collection walks it again
+    # (`main` unfreezes it at the end, for callers that go on, such as tests)
+    gc.freeze()
     return list(result.specs)
 
 
@@ -493,4 +497,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    finally:
+        gc.unfreeze()
     return int(code) if isinstance(code, int) else EXIT_OK
