@@ -5,6 +5,7 @@ nats-server's `server/sublist.go` and `server/subject_transform.go`). Pure funct
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -134,10 +135,17 @@ _FUNCTION_NAMES = (
     ("split", "[sS]plit"),
     ("random", "[rR]andom"),
 )
-_FUNCTIONS = tuple(
-    (name, re.compile(r"\{\{" + _WS + "*" + pattern + _WS + r"*\((.*)\)" + _WS + r"*\}\}"))
-    for name, pattern in _FUNCTION_NAMES
-)
+
+
+@functools.cache
+def _functions() -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """The function patterns, compiled when a transform is first read (not at import)."""
+    return tuple(
+        (name, re.compile(r"\{\{" + _WS + "*" + pattern + _WS + r"*\((.*)\)" + _WS + r"*\}\}"))
+        for name, pattern in _FUNCTION_NAMES
+    )
+
+
 _ARG_SEPARATOR = re.compile("," + _WS + "*")
 _GO_INT = re.compile(r"[+-]?[0-9]+")
 _INT32 = 2**31 - 1
@@ -173,7 +181,7 @@ def _parse_token(token: str) -> _Token | str:
         return _Token("literal") if index is None else _Token("wildcard", (index,))
     if not (len(token) > 4 and token.startswith("{{") and token.endswith("}}")):
         return _Token("literal")
-    for name, pattern in _FUNCTIONS:
+    for name, pattern in _functions():
         match = pattern.search(token)
         if match is None:
             continue
@@ -288,7 +296,7 @@ def transform_error(src: str, dest: str, *, mapping: bool = True) -> str | None:
             if not token or tail:
                 return f"'{dest}' is not a valid subject"
             if len(token) > 4 and token.startswith("{{") and token.endswith("}}"):
-                if not any(pattern.search(token) for _, pattern in _FUNCTIONS):
+                if not any(pattern.search(token) for _, pattern in _functions()):
                     return f"{token} is not a known function ({_HOW_TO})"
                 continue
             if token == ">":

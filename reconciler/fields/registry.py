@@ -7,9 +7,9 @@ Pure: no I/O beyond reading the schema that ships inside the package.
 from __future__ import annotations
 
 import json
+import pkgutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from typing import Any
 
 _DURATION_COMMENT = "nanoseconds depicting a duration"
@@ -164,8 +164,10 @@ class Registry:
 
 def load_schema(resource: str) -> dict[str, Any]:
     """A JSON Schema vendored in the package (`schema/<name>.schema.json`)."""
-    text = resources.files("reconciler").joinpath(f"schema/{resource}.schema.json")
-    schema: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
+    # pkgutil, not importlib.resources: the same file, without importing tempfile and zipfile
+    data = pkgutil.get_data("reconciler", f"schema/{resource}.schema.json")
+    assert data is not None
+    schema: dict[str, Any] = json.loads(data.decode("utf-8"))
     return schema
 
 

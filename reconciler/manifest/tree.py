@@ -5,14 +5,13 @@ that leaves the wording of problems to the schema's own validator."""
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
 from reconciler import fields as kinds
+from reconciler.fields.registry import load_schema
 
 if TYPE_CHECKING:
     from jsonschema import Draft7Validator  # type: ignore[import-untyped]
@@ -22,9 +21,7 @@ Test = Callable[[Any], bool]
 
 @functools.cache
 def schema() -> dict[str, Any]:
-    text = resources.files("reconciler").joinpath("schema/stream_configuration.schema.json")
-    loaded: dict[str, Any] = json.loads(text.read_text(encoding="utf-8"))
-    return loaded
+    return load_schema("stream_configuration")
 
 
 def manifest_schema() -> dict[str, Any]:
