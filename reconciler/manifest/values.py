@@ -55,7 +55,7 @@ def pairs(
             continue
         # one string for each field name, however many documents write it
         name = sys.intern(key.value)
-        if bad := surrogate_problem(name):
+        if not name.isascii() and (bad := surrogate_problem(name)):
             d.add(key, join(path, shown(name)), *bad)
             continue
         if name in seen:
@@ -142,7 +142,7 @@ def read(d: DocumentReader, node: Node, spec: Field, path: str) -> Any:
         if node.tag == NULL:
             d.add(node, path, "no value given", "write a value, or remove the field")
             return INVALID
-        if bad := surrogate_problem(node.value):
+        if not node.value.isascii() and (bad := surrogate_problem(node.value)):
             d.add(node, path, *bad)
             return INVALID
     kind = spec.kind
