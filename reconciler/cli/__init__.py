@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import gc
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -33,6 +34,10 @@ from reconciler.units import count_of, listed
 T = TypeVar("T")
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_BLOCKED = 0, 1, 2, 3
+
+# At exit, what is still alive goes with the process: the collections of the interpreter's
+# shutdown need not walk it (0.1-0.2 s of CPU after loading 10,000 streams).
+atexit.register(gc.freeze)
 
 
 
