@@ -46,6 +46,7 @@ from typing import Any
 import nats
 import watch_latency
 
+from reconciler.plan.ownership import DEFAULT_OWNER, MANIFEST_KEY, OWNER_KEY
 from reconciler.testing import NatsServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -181,8 +182,11 @@ async def create_streams(url: str, count: int) -> None:
     limit = asyncio.Semaphore(32)
 
     async def create(i: int) -> None:
+        # as an apply of the manifests leaves them: owned (no adoption pending), so that
+        # `plan` measures a server in sync
         config = {"name": f"s{i}", "subjects": [f"s{i}.>"], "storage": "file",
-                  "max_msgs": BASE_MAX_MSGS, "max_bytes": 65536, "max_age": 86_400 * 10**9}
+                  "max_msgs": BASE_MAX_MSGS, "max_bytes": 65536, "max_age": 86_400 * 10**9,
+                  "metadata": {OWNER_KEY: DEFAULT_OWNER, MANIFEST_KEY: "streams.yaml"}}
         async with limit:
             msg = await nc.request(f"$JS.API.STREAM.CREATE.s{i}", json.dumps(config).encode(),
                                    timeout=60)
