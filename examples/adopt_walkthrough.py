@@ -35,7 +35,7 @@ from typing import Any
 
 import nats
 
-from reconciler.testing import NatsServer, free_port
+from reconciler.testing import scratch_server
 
 SEED = ["events.page_loaded", "events.mouse_clicked", "events.mouse_clicked",
         "events.page_loaded", "events.mouse_clicked", "events.input_focused"]
@@ -183,15 +183,11 @@ def main(server: str) -> None:
 
 @contextlib.contextmanager
 def own_server() -> Iterator[str]:
-    """A nats-server with JetStream on a free loopback port, data in a temporary directory."""
-    with tempfile.TemporaryDirectory() as tmp:
-        server = NatsServer(Path(tmp), port=free_port()).start(timeout=20)
-        try:
-            assert server.proc is not None
-            print(f"(a nats-server of its own on {server.url}, pid {server.proc.pid})")
-            yield server.url
-        finally:
-            server.stop()
+    """A nats-server of its own (`testing.scratch_server`), announced."""
+    with scratch_server() as server:
+        assert server.proc is not None
+        print(f"(a nats-server of its own on {server.url}, pid {server.proc.pid})")
+        yield server.url
 
 
 if __name__ == "__main__":

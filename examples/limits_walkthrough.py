@@ -30,7 +30,7 @@ import reconciler
 from reconciler import testing
 from reconciler.reconcile import reconcile
 from reconciler.report import show_value
-from reconciler.testing import NatsServer, TestClient, free_port
+from reconciler.testing import TestClient, scratch_server
 
 MANIFEST = """\
 name: events
@@ -87,15 +87,11 @@ async def main(server: str) -> None:
 
 @contextlib.contextmanager
 def own_server() -> Iterator[str]:
-    """A nats-server with JetStream on a free loopback port, data in a temporary directory."""
-    with tempfile.TemporaryDirectory() as tmp:
-        server = NatsServer(Path(tmp), port=free_port()).start(timeout=20)
-        try:
-            assert server.proc is not None
-            print(f"(a nats-server of its own on {server.url}, pid {server.proc.pid})")
-            yield server.url
-        finally:
-            server.stop()
+    """A nats-server of its own (`testing.scratch_server`), announced."""
+    with scratch_server() as server:
+        assert server.proc is not None
+        print(f"(a nats-server of its own on {server.url}, pid {server.proc.pid})")
+        yield server.url
 
 
 if __name__ == "__main__":

