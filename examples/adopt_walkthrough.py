@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import shlex
@@ -29,7 +28,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,15 +179,6 @@ def main(server: str) -> None:
         manage(server, Path(tmp))
 
 
-@contextlib.contextmanager
-def own_server() -> Iterator[str]:
-    """A nats-server of its own (`testing.scratch_server`), announced."""
-    with scratch_server() as server:
-        assert server.proc is not None
-        print(f"(a nats-server of its own on {server.url}, pid {server.proc.pid})")
-        yield server.url
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", metavar="URL",
@@ -199,5 +188,5 @@ if __name__ == "__main__":
     if server:
         main(server)
     else:
-        with own_server() as url:
-            main(url)
+        with scratch_server(announce=print) as own:
+            main(own.url)

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import reconciler
@@ -85,15 +83,6 @@ async def main(server: str) -> None:
         await js.close()
 
 
-@contextlib.contextmanager
-def own_server() -> Iterator[str]:
-    """A nats-server of its own (`testing.scratch_server`), announced."""
-    with scratch_server() as server:
-        assert server.proc is not None
-        print(f"(a nats-server of its own on {server.url}, pid {server.proc.pid})")
-        yield server.url
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", metavar="URL",
@@ -104,5 +93,5 @@ if __name__ == "__main__":
     if server:
         asyncio.run(main(server))
     else:
-        with own_server() as url:
-            asyncio.run(main(url))
+        with scratch_server(announce=print) as own:
+            asyncio.run(main(own.url))

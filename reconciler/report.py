@@ -299,7 +299,7 @@ def connection_lost_line(outcomes: Sequence[Outcome], server: str) -> str | None
     writes = sum(1 for o in outcomes if o.plan.action in WRITES)
     doubt = [o.name for o in lost if o.in_doubt]
     text = (f"the connection to {server} was lost during the apply: {len(lost)} of {writes} "
-            f"streams to create or update were not applied: {len(lost) - len(doubt)} were not "
+            f"streams to write were not applied: {len(lost) - len(doubt)} were not "
             "sent")
     if doubt:
         text += (f", {len(doubt)} were sent but not answered and may or may not have been "

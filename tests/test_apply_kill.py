@@ -95,7 +95,7 @@ def test_server_killed_mid_apply(tmp_path: Path, server: NatsServer) -> None:
     errors = [line for line in err if not line.startswith("{")]
     assert errors == [
         f"error: the connection to {server.url} was lost during the apply: {len(failed)} of "
-        f"{COUNT} streams to create or update were not applied: {len(failed) - len(in_doubt)} "
+        f"{COUNT} streams to write were not applied: {len(failed) - len(in_doubt)} "
         f"were not sent, {len(in_doubt)} were sent but not answered and may or may not have "
         f"been applied ({', '.join(_in_plan_order(in_doubt))}); run apply again once the "
         "server is back"

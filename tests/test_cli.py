@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 
 from reconciler.cli import cli, main
 from reconciler.testing import NatsServer, free_port
+
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 ROOT = Path(__file__).resolve().parent.parent
 HELP = Path(__file__).parent / "help"
@@ -26,14 +27,6 @@ max_msgs: {max_msgs}
 {extra}"""
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in list(os.environ):
-        if key.startswith(("NATS_", "JETSTREAM_RECONCILER_")):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    yield
-    structlog.reset_defaults()
 
 
 def manifest(tmp_path: Path, max_msgs: int = 10, extra: str = "") -> Path:

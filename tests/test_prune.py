@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from reconciler.cli import main
@@ -21,15 +19,9 @@ from reconciler.plan.prune import Prune
 from reconciler.testing import NatsServer, TestClient
 from tests.test_watch import events_of, running, settings_for, until
 
+pytestmark = pytest.mark.usefixtures("clean_env")
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in list(os.environ):
-        if key.startswith(("NATS_", "JETSTREAM_RECONCILER_")):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    yield
-    structlog.reset_defaults()
+
 
 
 def declare(directory: Path, *names: str, extra: str = "") -> Path:

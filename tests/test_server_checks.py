@@ -9,13 +9,10 @@ a real server (the request the plan now blocks is refused there) and seen throug
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 
 from reconciler import testing
 from reconciler.cli import main
@@ -31,6 +28,8 @@ from reconciler.model import (
 )
 from reconciler.plan import build_plan, server_blockers, with_server_checks
 from reconciler.testing import NatsCluster, NatsServer
+
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 SINGLE = Topology(None, 1)
 THREE = Topology("c", 3)
@@ -134,14 +133,6 @@ def test_blocked_streams_are_not_applied_and_keep_their_changes() -> None:
 # --- against real servers --------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for key in list(os.environ):
-        if key.startswith(("NATS_", "JETSTREAM_RECONCILER_")):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    yield
-    structlog.reset_defaults()
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -12,7 +12,7 @@ Nothing in the reconciler itself imports this package.
 
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,12 +23,17 @@ from reconciler.testing.fake import FakeJetStream
 
 
 @contextlib.contextmanager
-def scratch_server(timeout: float = 20.0) -> Iterator[NatsServer]:
+def scratch_server(
+    timeout: float = 20.0, announce: Callable[[str], object] | None = None
+) -> Iterator[NatsServer]:
     """A nats-server with JetStream on a free loopback port, its data in a temporary
-    directory; stopped by its PID and the directory removed on exit."""
+    directory; stopped by its PID and the directory removed on exit. `announce` (`print`,
+    say) is told its URL and PID once it serves."""
     with tempfile.TemporaryDirectory() as tmp:
         server = NatsServer(Path(tmp), port=free_port()).start(timeout=timeout)
         try:
+            if announce is not None and server.proc is not None:
+                announce(f"(a nats-server of its own on {server.url}, pid {server.proc.pid})")
             yield server
         finally:
             server.stop()
