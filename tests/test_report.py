@@ -61,14 +61,14 @@ def test_a_lost_connection_is_one_line_that_names_what_may_have_been_applied() -
         _outcome("g", Action.CREATE, Status.FAILED, in_doubt=True),  # a timeout
     )
     assert connection_lost_line(outcomes, "nats://h:4222") == (
-        "the connection to nats://h:4222 was lost during the apply: 3 of 5 streams to create "
-        "or update were not applied: 1 were not sent, 2 were sent but not answered and may or "
+        "the connection to nats://h:4222 was lost during the apply: 3 of 5 streams to write "
+        "were not applied: 1 were not sent, 2 were sent but not answered and may or "
         "may not have been applied (d, f); run apply again once the server is back"
     )
     assert connection_lost_line(outcomes[:3], "nats://h:4222") is None
     assert connection_lost_line(outcomes[4:5], "nats://h:4222") == (
-        "the connection to nats://h:4222 was lost during the apply: 1 of 1 streams to create "
-        "or update were not applied: 1 were not sent; run apply again once the server is back"
+        "the connection to nats://h:4222 was lost during the apply: 1 of 1 streams to write "
+        "were not applied: 1 were not sent; run apply again once the server is back"
     )
 
 
