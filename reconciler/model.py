@@ -6,7 +6,8 @@ durations are integer nanoseconds, sizes are integer bytes, `-1` means unlimited
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from array import array
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -34,6 +35,52 @@ class Location:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+class Places(Mapping[str, Location]):
+    """Where each field of a document in `file` is written, by dotted path: a `Location`
+    made when asked for. While the document is read, places are added (`put`); `seal`
+    then packs them, each line and column in one machine word, so that 10,000 loaded
+    streams hold neither 130,000 Location objects nor a dict each (13 MB)."""
+
+    __slots__ = ("_at", "_open", "_paths", "file")
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self._open: dict[str, int] | None = {}
+        self._paths: tuple[str, ...] = ()
+        self._at = array("Q")
+
+    def put(self, path: str, line: int, column: int) -> None:
+        if self._open is None:
+            raise TypeError("these places are sealed")
+        self._open[path] = line << 32 | column
+
+    def seal(self) -> Places:
+        """No more places: pack them; this object."""
+        if self._open is not None:
+            self._paths, self._at = tuple(self._open), array("Q", self._open.values())
+            self._open = None
+        return self
+
+    def __getitem__(self, path: str) -> Location:
+        if self._open is not None:
+            at = self._open[path]
+        else:
+            try:
+                at = self._at[self._paths.index(path)]
+            except ValueError:
+                raise KeyError(path) from None
+        return Location(self.file, at >> 32, at & 0xFFFFFFFF)
+
+    def __contains__(self, path: object) -> bool:
+        return path in (self._paths if self._open is None else self._open)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths if self._open is None else self._open)
+
+    def __len__(self) -> int:
+        return len(self._paths if self._open is None else self._open)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a manifest, said so that a person can fix it."""
@@ -56,7 +103,7 @@ class DriftMode(StrEnum):
     """Log and count drift, change nothing."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Policy:
     """The `reconcile:` block of a stream manifest. Never sent to the server."""
 
@@ -65,7 +112,7 @@ class Policy:
     ignore_fields: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StreamSpec:
     """A stream as a manifest declares it.
 
@@ -89,7 +136,7 @@ class StreamSpec:
         return self.location
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StreamState:
     """The part of `StreamInfo.state` that decides what a change does to data."""
 
@@ -104,7 +151,7 @@ class StreamState:
     num_deleted: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveStream:
     """A stream as the server reports it."""
 
@@ -209,7 +256,7 @@ class Action(StrEnum):
     """An owned stream that no manifest declares any more: delete it (prune, opt-in only)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FieldChange:
     """One field that differs: `path` is dotted (`max_age`, `metadata.owner`)."""
 
@@ -240,7 +287,7 @@ class Impact:
             raise ValueError("an exact impact removes at least one message; use None")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StreamPlan:
     """What the reconciler will do to one stream, and why."""
 

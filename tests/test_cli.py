@@ -249,9 +249,12 @@ def test_unreachable_server_is_one_line(tmp_path: Path, capsys: Any) -> None:
     assert err == f"error: cannot connect to nats://127.0.0.1:{port}: connection refused\n"
 
 
-def test_bad_manifest_stops_before_the_server(tmp_path: Path, capsys: Any) -> None:
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_bad_manifest_stops_before_the_server(tmp_path: Path, capsys: Any,
+                                              command: str) -> None:
+    # the manifests are read while the server is contacted: their problem wins
     config = manifest(tmp_path, extra="retention: forever\n")
-    code, _, err = run(capsys, "apply", str(config), "--server", "nats://127.0.0.1:1")
+    code, _, err = run(capsys, command, str(config), "--server", "nats://127.0.0.1:1")
     assert code == 1
     assert "retention: unknown value 'forever'; write one of: limits, interest, workqueue" in err
     assert "cannot connect" not in err
@@ -516,3 +519,16 @@ def test_export_says_what_to_choose(args: tuple[str, ...], said: str, nats_serve
     code, out, err = run(capsys, "export", *args, "--server", nats_server.url,
                          "--log-format", "json")
     assert (code, out, err) == (1, "", said)
+
+
+def test_bad_manifest_changes_nothing_on_a_live_server(
+    tmp_path: Path, nats_server: NatsServer, capsys: Any
+) -> None:
+    # connected and listed while the manifests were read, the apply still writes nothing
+    good = manifest(tmp_path)
+    (tmp_path / "bad.yaml").write_text("name: other\nretention: forever\n")
+    code, _, err = run(capsys, "apply", str(tmp_path), "--server", nats_server.url)
+    assert code == 1 and "unknown value 'forever'" in err
+    code, out, _ = run(capsys, "plan", str(good), "--server", nats_server.url,
+                       "--detailed-exitcode")
+    assert code == 2 and "to create" in out

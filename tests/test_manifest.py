@@ -20,7 +20,7 @@ from reconciler.manifest import (
     subject_is_subset,
     subjects_collide,
 )
-from reconciler.model import DriftMode, Location, Policy
+from reconciler.model import DriftMode, Location, Places, Policy
 from reconciler.plan import desired_config
 from reconciler.subjects import SubjectIndex
 from tests.repo import committed_copy
@@ -1642,3 +1642,32 @@ def test_subject_index_work_grows_linearly() -> None:
     assert index.first_collision("app.s42.x") == 42
     tokens = 20_000 * 3
     assert index.visits < 4 * tokens
+
+
+def test_places_are_packed_when_sealed_and_read_alike() -> None:
+    places = Places("a.yaml")
+    places.put("max_age", 3, 10)
+    places.put("sources.0.name", 70_000, 2**31)
+    before = dict(places)
+    assert places.seal() is places
+    assert dict(places) == before == {
+        "max_age": Location("a.yaml", 3, 10),
+        "sources.0.name": Location("a.yaml", 70_000, 2**31),
+    }
+    assert "max_age" in places and "max_msgs" not in places and len(places) == 2
+    with pytest.raises(KeyError):
+        places["max_msgs"]
+    with pytest.raises(TypeError):
+        places.put("max_msgs", 1, 1)
+
+
+def test_a_loaded_stream_knows_where_each_field_is(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(
+        "name: a\nsubjects:\n  - a.>\nmax_age: 1h\n---\nname: b\n  # note\nmax_msgs: 5\n")
+    a, b = load_manifests([str(tmp_path)]).specs
+    file = str(tmp_path / "s.yaml")
+    assert a.where("subjects.0") == Location(file, 3, 5)
+    assert a.where("max_age") == Location(file, 4, 10)
+    assert a.where("max_age.nothing") == Location(file, 4, 10)
+    assert b.where("max_msgs") == Location(file, 8, 11)
+    assert b.where("max_bytes") == b.location == Location(file, 6, 1)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import atexit
 import gc
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Sequence
+from typing import Any
 
 import click
 
@@ -24,14 +24,13 @@ from reconciler.cli.options import (
     _prune,
     _seconds,
 )
+from reconciler.cli.running import load_and_list, run_async, warn, with_server
 from reconciler.errors import ManifestError, ReconcilerError
 from reconciler.manifest import load_manifests
-from reconciler.model import Degraded, Problem, Status, StreamSpec
+from reconciler.model import Degraded, Status, StreamSpec
 from reconciler.redact import redact_servers, redact_text
 from reconciler.settings import Settings, client_name, connect_options, identity, lease_name
 from reconciler.units import count_of, listed
-
-T = TypeVar("T")
 
 EXIT_OK, EXIT_ERROR, EXIT_PENDING, EXIT_BLOCKED = 0, 1, 2, 3
 atexit.register(gc.freeze)  # shutdown's collections skip what lives (0.1 s at 10,000 streams)
@@ -52,20 +51,6 @@ def _settings(paths: Sequence[str], kw: dict[str, Any]) -> Settings:
         kw["lease"] = None if no_lease else lease_name(kw["lease"])
         kw["lease_ttl_s"] = _duration_s(kw.pop("lease_ttl"), "--lease-ttl", 1.0)
     return Settings(paths=tuple(paths) or ("config",), connect=connect, identity=who, **kw)
-
-
-def _load(settings: Settings) -> list[StreamSpec]:
-    result = load_manifests(settings.paths)
-    if result.problems:
-        raise ManifestError(result.problems)
-    _warn(result.warnings)
-    return list(result.specs)
-
-
-def _warn(warnings: Sequence[Problem]) -> None:
-    """What the manifests say that is not followed here (they still load), on stderr."""
-    for warning in warnings:
-        click.echo(f"warning: {warning}", err=True)
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -112,7 +97,7 @@ def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
     if result.problems:
         raise ManifestError(result.problems)
     names = listed([s.name for s in result.specs])
-    _warn(result.warnings)
+    warn(result.warnings)
     summary = (f"{count_of(len(result.files), 'manifest file')} valid: "
                f"{count_of(len(result.specs), 'stream')} ({names})")
     if not live:
@@ -122,7 +107,7 @@ def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
 
     settings = _settings(paths, kw)  # read only now: without --live no setting can fail
     specs = list(result.specs)
-    found = _run(_with_server(settings, lambda js: check_against_server(js, specs)))
+    found = run_async(with_server(settings, lambda js: check_against_server(js, specs)))
     for spec in specs:
         for path, reason in found.get(spec.name, ()):
             click.echo(f"{spec.where(path)}: {path}: stream {spec.name}: {reason}", err=True)
@@ -184,13 +169,12 @@ def plan(paths: tuple[str, ...], output: str, link_base: str | None, detailed_ex
     --prune, as deletions, with what each destroys), as unmanaged otherwise.
     """
     settings = _settings(paths, kw)
-    specs = _load(settings)
     from reconciler.reconcile import compute_plan
     from reconciler.report import render_json, render_markdown, render_text
 
-    result = _run(_with_server(settings, lambda js: compute_plan(
+    result = run_async(load_and_list(settings, lambda js, specs, listing: compute_plan(
         js, specs, allow_data_loss=settings.allow_data_loss, concurrency=settings.concurrency,
-        owner=settings.owner, prune=_prune(settings, specs))))
+        owner=settings.owner, prune=_prune(settings, specs), listing=listing)))
     if output == "json":
         click.echo(render_json(result), nl=False)
     elif output == "markdown":
@@ -236,22 +220,6 @@ def convert(files: tuple[str, ...], out: str | None) -> int:
     return EXIT_OK
 
 
-def _run(main: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to its end. (asyncio is imported here: `validate` without --live
-    needs none of it.)"""
-    import asyncio
-
-    return asyncio.run(main)
-
-
-async def _with_server(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Connect, run `work(js)`, disconnect. (Imported here: `validate` needs no NATS.)"""
-    from reconciler import jetstream
-
-    async with await jetstream.connect(settings.connect) as js:
-        return await work(js)
-
-
 def _report_degraded(degraded: Sequence[Degraded]) -> bool:
     """Say on stderr which declared streams could not be read; whether there were any."""
     managed = [d for d in degraded if d.managed]
@@ -289,27 +257,26 @@ def apply(paths: tuple[str, ...], wait: str, force: bool, **kw: Any) -> int:
     """
     wait_s = _duration_s(wait, "--wait", 0.0)
     settings = _settings(paths, kw)
-    specs = _load(settings)
     from reconciler.lease import Holder, Lease, holding
-    from reconciler.model import Plan
+    from reconciler.model import Listing, Plan
     from reconciler.reconcile import Result, compute_plan, reconcile
     from reconciler.report import render_text
 
-    prune = _prune(settings, specs)
+    async def work(js: Any, specs: list[StreamSpec], listing: Listing) -> Result:
+        prune = _prune(settings, specs)
 
-    async def work(js: Any) -> Result:
         def run(client: Any, plan: Plan | None = None) -> Awaitable[Result]:
             return reconcile(client, specs, allow_data_loss=settings.allow_data_loss,
                              concurrency=settings.concurrency, trigger="apply", plan=plan,
                              owner=settings.owner, prune=prune)
 
-        if settings.lease is None:
-            return await run(js)
-        lease = Lease(js, settings.lease, Holder(settings.identity), settings.lease_ttl_s,
-                      quiet=True)
         preview = await compute_plan(js, specs, allow_data_loss=settings.allow_data_loss,
                                      concurrency=settings.concurrency, owner=settings.owner,
-                                     prune=prune)
+                                     prune=prune, listing=listing)
+        if settings.lease is None:
+            return await run(js, preview)
+        lease = Lease(js, settings.lease, Holder(settings.identity), settings.lease_ttl_s,
+                      quiet=True)
         if not preview.writes:
             # nothing to write: no lease taken (and no bucket made); a write that turns up
             # after all is refused, not made without the lease
@@ -321,7 +288,7 @@ def apply(paths: tuple[str, ...], wait: str, force: bool, **kw: Any) -> int:
         result: Result = await holding(lease, lambda: run(lease.fence(js), fresh))
         return result
 
-    result = _run(_with_server(settings, work))
+    result = run_async(load_and_list(settings, work))
     click.echo(render_text(result.plan, colour=sys.stdout.isatty()), nl=False)
     _report_apply(result, settings)
     if _report_degraded(result.plan.degraded) or result.failed:
@@ -415,7 +382,7 @@ def watch(paths: tuple[str, ...], resync: str, settle: str, conflict_window: str
                                       zero_ok=True),
         "prune_grace_s": _seconds(prune_grace, "--prune-grace", "5m", zero_ok=True),
     })
-    return _run(run(settings))
+    return run_async(run(settings))
 
 
 @cli.command("export", context_settings=CONTEXT_SETTINGS)
@@ -461,7 +428,7 @@ def export_command(streams: tuple[str, ...], everything: bool, out: str, output:
                                "--out - (manifests in a directory are YAML)")
     from reconciler import export as exporting
 
-    listing, server = _run(_with_server(_settings((), kw), exporting.read))
+    listing, server = run_async(with_server(_settings((), kw), exporting.read))
     result = exporting.export_streams(listing, server, exporting.now(), names=streams,
                                       everything=everything)
     printed, said = exporting.deliver(result, out, output, force=force)

@@ -35,6 +35,9 @@ RECONCILE_FIELDS: Final = ("allow_data_loss", "drift", "ignore_fields")
 #: what one file parses to: its documents, and the problems of the file as a whole
 Parsed = tuple[tuple[Document, ...], tuple[Problem, ...]]
 
+DEFAULT_POLICY = Policy()
+"""a document without a `reconcile:` block: one shared (frozen) instance"""
+
 
 def parse_file(name: str, data: bytes) -> Parsed:
     """Parse and check one file's bytes."""
@@ -125,7 +128,7 @@ def _check_document(d: DocumentReader, node: Node) -> Document:
         if name == "kind" and not _kind(d, value):
             return d.finish()  # another kind of document: its fields are not ours to check
     config_pairs: Pairs = []
-    policy = Policy()
+    policy = DEFAULT_POLICY
     for name, key, value in fields:
         if name == "kind":
             continue
@@ -148,7 +151,7 @@ def _check_document(d: DocumentReader, node: Node) -> Document:
         config=config,
         policy=policy,
         location=d.location,
-        field_locations=dict(d.locations),
+        field_locations=d.locations.seal(),
     )
     # whether the subjects it takes are known, for the overlap check across streams
     subjects_ok = not d.failed_paths or not any(
@@ -182,7 +185,7 @@ def _policy(d: DocumentReader, node: Node) -> Policy:
             f"expected a mapping, got {node_kind(node)}",
             "write allow_data_loss, drift or ignore_fields indented below reconcile:",
         )
-        return Policy()
+        return DEFAULT_POLICY
     allow = False
     drift = DriftMode.ENFORCE
     ignore: list[str] = []

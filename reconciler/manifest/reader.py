@@ -12,7 +12,7 @@ from typing import Final, NamedTuple
 
 from yaml.nodes import Node
 
-from reconciler.model import Location, Problem, StreamSpec
+from reconciler.model import Location, Places, Problem, StreamSpec
 
 #: YAML nodes visited per document, aliases expanded: stops alias bombs ("billion laughs").
 #: A file may visit MAX_NODES plus one node per two bytes of text (no plain YAML node takes
@@ -81,7 +81,7 @@ class DocumentReader:
         """YAML nodes visited in this document, not yet counted in the file's"""
         self.limit = min(MAX_NODES, state.node_budget - state.nodes)
         """the nodes this document may visit: its own limit, or what the file has left"""
-        self.locations: dict[str, Location] = {}
+        self.locations = Places(self.file)
         """where the value of each field is, by path"""
         self.key_nodes: dict[str, Node] = {}
         """the key of each field, by path: where a field found missing inside it is reported"""
@@ -95,6 +95,11 @@ class DocumentReader:
 
     def loc(self, node: Node) -> Location:
         return Location(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def place(self, path: str, node: Node) -> None:
+        """Remember where the value of the field `path` is written."""
+        mark = node.start_mark
+        self.locations.put(path, mark.line + 1, mark.column + 1)
 
     def where(self, path: str) -> Location:
         """Where the field `path` (or the nearest field above it) is written."""

@@ -136,7 +136,7 @@ def object_fields(d: DocumentReader, items: Pairs, spec: Field, path: str) -> di
 def read(d: DocumentReader, node: Node, spec: Field, path: str) -> Any:
     """The wire value of `node` for a field of kind `spec`, or INVALID after a problem."""
     d.count()
-    d.locations[path] = d.loc(node)
+    d.place(path, node)
     if isinstance(node, ScalarNode):
         d.raw[path] = node.value
         if node.tag == NULL:

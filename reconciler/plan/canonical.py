@@ -34,8 +34,7 @@ _TIMESTAMP_NAMES = frozenset(path.rsplit(".", 1)[-1] for path in STREAM.with_uni
 
 def canonical(config: Config) -> StreamConfig:
     """The configuration as the server would store it, in a form two equal configs share."""
-    c: dict[str, Any] = {k: v for k, v in config.items() if k in KNOWN_FIELDS}
-    _fill(c)
+    c = _fill(config)
     _subjects_and_window(c)
     _forced(c)
     _metadata(c)
@@ -43,20 +42,45 @@ def canonical(config: Config) -> StreamConfig:
     return cast(StreamConfig, c)
 
 
-def _fill(c: dict[str, Any]) -> None:
-    """Fields read alone: defaults, "unlimited" spelled one way, booleans, unset values."""
-    for row in _BY_CANON["default"]:
-        if not c.get(row.path):
-            c[row.path] = row.default
-    for row in _BY_CANON["unlimited"]:
-        value = c.get(row.path)
-        if value is None or value == 0 or value < -1:
-            c[row.path] = -1
-    for row in _BY_CANON["flag"]:
-        c[row.path] = bool(c.get(row.path))
-    for row in _BY_CANON["omit"]:
-        if c.get(row.path) in row.omit:
-            c.pop(row.path, None)
+_FLAG, _UNLIMITED, _DEFAULT, _OMIT, _AS_IS = range(5)
+#: how each known top-level field is read alone (one lookup per field of a config)
+_HOW: dict[str, int] = {
+    f.path: {"flag": _FLAG, "unlimited": _UNLIMITED, "default": _DEFAULT,
+             "omit": _OMIT}.get(f.canon, _AS_IS)
+    for f in STREAM.top()
+}
+_OMITTED: dict[str, tuple[Any, ...]] = {row.path: row.omit for row in _BY_CANON["omit"]}
+#: what a field read alone is when the config leaves it out, in the registry's order
+_UNSET: dict[str, Any] = {
+    **{row.path: row.default for row in _BY_CANON["default"]},
+    **{row.path: -1 for row in _BY_CANON["unlimited"]},
+    **{row.path: False for row in _BY_CANON["flag"]},
+}
+
+
+def _fill(config: Config) -> dict[str, Any]:
+    """The known fields, each read alone: defaults, "unlimited" spelled one way, booleans,
+    unset values dropped; then the fields left out, at their default."""
+    c: dict[str, Any] = {}
+    how = _HOW
+    for k, v in config.items():
+        kind = how.get(k)
+        if kind is None:
+            continue
+        if kind == _AS_IS:
+            c[k] = v
+        elif kind == _FLAG:
+            c[k] = bool(v)
+        elif kind == _UNLIMITED:
+            c[k] = -1 if v is None or v == 0 or v < -1 else v
+        elif kind == _DEFAULT:
+            c[k] = v or _UNSET[k]
+        elif v not in _OMITTED[k]:
+            c[k] = v
+    for k, v in _UNSET.items():
+        if k not in c:
+            c[k] = v
+    return c
 
 
 def _subjects_and_window(c: dict[str, Any]) -> None:
@@ -66,7 +90,8 @@ def _subjects_and_window(c: dict[str, Any]) -> None:
     subjects = c.get("subjects") or []
     if not subjects and not copies:
         subjects = [c.get("name", "")]
-    c["subjects"] = sorted(subjects)  # a set to the server: order carries no meaning
+    # a set to the server: order carries no meaning (a list of one is kept as it is)
+    c["subjects"] = subjects if type(subjects) is list and len(subjects) < 2 else sorted(subjects)
     if not c.get("duplicate_window"):
         max_age = c["max_age"]
         c["duplicate_window"] = (
@@ -109,16 +134,20 @@ def _metadata(c: dict[str, Any]) -> None:
 def _nested(c: dict[str, Any]) -> None:
     """Objects and sources: zero values inside dropped, the field dropped when empty."""
     for row in _BY_CANON["nested"]:
-        value = _prune(c.get(row.path))
+        if row.path not in c:
+            continue
+        value = _prune(c[row.path])
         if value:
             c[row.path] = value
         else:
-            c.pop(row.path, None)
-    sources = [s for s in (_prune(s) for s in c.get("sources") or []) if s]
+            del c[row.path]
+    if "sources" not in c:
+        return
+    sources = [s for s in (_prune(s) for s in c["sources"] or []) if s]
     if sources:
         c["sources"] = sources
     else:
-        c.pop("sources", None)
+        del c["sources"]
 
 
 def _prune(value: Any) -> Any:
