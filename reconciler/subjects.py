@@ -83,7 +83,10 @@ class SubjectIndex(Generic[T]):
             self.visits += 1
             if node.below is None:
                 node.below = entry
-            node = node.children.setdefault(token, _Node())
+            child = node.children.get(token)
+            if child is None:
+                child = node.children[token] = _Node()
+            node = child
         if node.here is None:
             node.here = entry
 

@@ -16,12 +16,24 @@ from reconciler.subjects import SubjectIndex, subjects_collide
 Config = Mapping[str, Any]
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _Claim:
     subject: str
-    stream: str
-    location: Location
-    implicit: bool
+    spec: StreamSpec
+    path: str
+    """where the subject is written: `subjects.N`, or `name` for the name taken as subject"""
+
+    @property
+    def stream(self) -> str:
+        return self.spec.name
+
+    @property
+    def implicit(self) -> bool:
+        return self.path == "name"
+
+    @property
+    def location(self) -> Location:
+        return self.spec.where(self.path)
 
 
 def check_across(docs: Sequence[Document]) -> dict[int, list[Problem]]:
@@ -43,48 +55,44 @@ def check_across(docs: Sequence[Document]) -> dict[int, list[Problem]]:
 
 
 def _names_and_subjects(docs: Sequence[Document]) -> Iterator[tuple[int, Problem]]:
-    names: dict[str, Location] = {}
+    names: dict[str, StreamSpec] = {}  # where each is written is found only for a problem
     index: SubjectIndex[_Claim] = SubjectIndex()
     for at, doc in enumerate(docs):
         spec = doc.spec
         if spec is None or not isinstance(spec.config.get("name"), str) or name_problem(spec.name):
             continue
-        name_at = spec.where("name")
         if spec.name in names:
             yield (
                 at,
                 Problem(
-                    name_at,
+                    spec.where("name"),
                     "name",
-                    f"stream '{spec.name}' is already declared at {names[spec.name]}",
+                    f"stream '{spec.name}' is already declared at "
+                    f"{names[spec.name].where('name')}",
                     "rename this stream, or remove one of the two declarations",
                 ),
             )
             continue
-        names[spec.name] = name_at
+        names[spec.name] = spec
         if not doc.subjects_ok:
             continue
-        claims = _claims(spec, name_at)
-        for path, claim in claims:
+        claims = _claims(spec)
+        for claim in claims:
             other = index.first_collision(claim.subject)
             if other is not None:
-                yield at, _overlap(spec, path, claim, other)
-        for _, claim in claims:
+                yield at, _overlap(spec, claim.path, claim, other)
+        for claim in claims:
             index.add(claim.subject, claim)
 
 
-def _claims(spec: StreamSpec, name_at: Location) -> list[tuple[str, _Claim]]:
-    """(path, claim) of each subject the stream takes: its name when it lists none."""
+def _claims(spec: StreamSpec) -> list[_Claim]:
+    """The subjects the stream takes: its name when it lists none."""
     config = spec.config
-    claims: list[tuple[str, _Claim]] = []
     subjects = config.get("subjects") or []
-    for i, subject in enumerate(subjects):
-        if not subject_problem(subject):
-            claims.append(
-                (f"subjects.{i}", _Claim(subject, spec.name, spec.where(f"subjects.{i}"), False))
-            )
+    claims = [_Claim(subject, spec, f"subjects.{i}") for i, subject in enumerate(subjects)
+              if not subject_problem(subject)]
     if not subjects and "mirror" not in config and not config.get("sources"):
-        claims.append(("name", _Claim(spec.name, spec.name, name_at, True)))
+        claims.append(_Claim(spec.name, spec, "name"))
     return claims
 
 
