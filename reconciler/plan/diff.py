@@ -24,7 +24,9 @@ def _diff_into(out: list[FieldChange], prefix: str, desired: Any, live: Any) -> 
     if nested and prefix.rstrip(".") not in _WHOLE:
         desired, live = desired or {}, live or {}
         if isinstance(desired, Mapping) and isinstance(live, Mapping):
-            for key in sorted(set(desired) | set(live), key=field_order):
+            # a key whose two values are equal has nothing to say: it is not walked
+            keys = [k for k in desired.keys() | live.keys() if desired.get(k) != live.get(k)]
+            for key in sorted(keys, key=field_order):
                 _diff_into(out, f"{prefix}{key}.", desired.get(key), live.get(key))
             return
     if desired != live:
