@@ -51,18 +51,20 @@ def setup(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) 
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _mask_secrets,
     ]
+    rendering = [
+        structlog.processors.format_exc_info if fmt == "json" else _identity,
+        _redacted(renderer),
+    ]
+    # our own events are rendered and written directly (a stdlib LogRecord, made twice per
+    # event, and a look up the stack for a logger name took 60 of the 90 us of an event)
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=[*shared, *rendering],
+        logger_factory=structlog.WriteLoggerFactory(stream),
         wrapper_class=structlog.make_filtering_bound_logger(_level(level)),
         cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info if fmt == "json" else _identity,
-            _redacted(renderer),
-        ],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
         foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
     )
     handler = logging.StreamHandler(stream)
