@@ -55,7 +55,8 @@ _NOTHING = Settled()
 @dataclass
 class _Write:
     basis: Config
-    """The live configuration (canonical) the update was planned against."""
+    """The live configuration the update was planned against, as read (brought to canonical
+    form only when an outside change needs comparing with it)."""
     position: int
     """Where that configuration was read."""
 
@@ -121,7 +122,7 @@ class Ledger:
 
     def wrote(self, stream: str, basis: Config, position: int) -> None:
         """Our update of `stream`, planned against `basis` as read at `position`, succeeded."""
-        self._writes[stream] = _Write(canonical(basis), position)
+        self._writes[stream] = _Write(basis, position)
         self._logged.pop(stream, None)
 
     def undeclared_news(self, names: Iterable[str]) -> list[str]:
@@ -151,7 +152,7 @@ def _overwritten(
     """The fields each change set after `write` was planned that stand neither on the server
     nor in a later change: our update put them back."""
     out = []
-    before = write.basis
+    before = canonical(write.basis)
     steps = []
     for change in changes:
         if change.config is None:

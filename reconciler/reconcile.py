@@ -49,6 +49,7 @@ from reconciler.plan import (
     canonical,
     prepare,
     prepare_pass,
+    same_as_read,
 )
 from reconciler.plan.ownership import DEFAULT_OWNER, owner_of
 from reconciler.plan.prune import Prune, plan_delete
@@ -336,7 +337,7 @@ class _Pass:
         at = self.ledger.position()
         current = await self.js.stream_info(stream.name)
         # as read for the plan (the usual case): nothing to bring to canonical form
-        same = current is not None and current.config == stream.basis
+        same = current is not None and same_as_read(current.config, stream.basis)
         inputs = None if same else prepare(self.specs[stream.name], current, self.owner)
         if inputs is None or (
                 inputs.current is not None and inputs.current == canonical(stream.basis)

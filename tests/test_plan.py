@@ -27,6 +27,7 @@ from reconciler.plan import (
     normalise_timestamp,
     plan_stream,
     predict_impact,
+    same_as_read,
     sample_request,
     stored_size,
 )
@@ -603,3 +604,22 @@ def test_a_pass_makes_each_live_config_canonical_once(monkeypatch: pytest.Monkey
     assert [s.action for s in plan.streams] == [Action.BLOCKED] * 3
     assert {n for i, n in calls.items() if any(i == id(x.config) for x in lives)} == {1}
     assert len([i for i in calls if any(i == id(x.config) for x in lives)]) == len(lives)
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ({"name": "s", "max_msgs": 1}, {"name": "s", "max_msgs": 1}, True),
+    # STREAM.INFO adds the server's own metadata, STREAM.LIST does not
+    ({"name": "s", "metadata": {"_nats.req.level": "0"}},
+     {"name": "s", "metadata": {"_nats.req.level": "0", "_nats.ver": "2.15.1"}}, True),
+    ({"name": "s"}, {"name": "s", "metadata": {"_nats.ver": "2.15.1"}}, True),
+    ({"name": "s", "metadata": {OWNER_KEY: "a"}}, {"name": "s", "metadata": {OWNER_KEY: "b"}},
+     False),
+    ({"name": "s", "metadata": {"team": "x"}}, {"name": "s"}, False),
+    ({"name": "s", "max_msgs": 1}, {"name": "s", "max_msgs": 2}, False),
+])
+def test_same_as_read_ignores_only_the_servers_own_metadata(
+    a: dict[str, Any], b: dict[str, Any], same: bool
+) -> None:
+    assert same_as_read(a, b) is same and same_as_read(b, a) is same
+    if same:  # what it says alike, the canonical form says alike
+        assert canonical(a) == canonical(b)

@@ -26,6 +26,7 @@ from reconciler.plan.canonical import (
     canonical,
     desired_config,
     normalise_timestamp,
+    same_as_read,
 )
 from reconciler.plan.diff import diff, field_order
 from reconciler.plan.impact import SampleRequest, describe_impact, predict_impact, sample_request
@@ -54,6 +55,7 @@ __all__ = [
     "predict_impact",
     "prepare",
     "prepare_pass",
+    "same_as_read",
     "sample_request",
     "server_blockers",
     "stored_size",

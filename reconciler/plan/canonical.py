@@ -166,6 +166,24 @@ def _prune(value: Any) -> Any:
     return value
 
 
+def same_as_read(a: Config, b: Config) -> bool:
+    """Whether two configurations as the server sent them are the same but for its own
+    `_nats.*` metadata (STREAM.INFO adds `_nats.ver` and `_nats.level`, which STREAM.LIST
+    leaves out). Cheaper than comparing canonical forms, and it implies they are equal."""
+    return a == b or _without_server_metadata(a) == _without_server_metadata(b)
+
+
+def _without_server_metadata(config: Config) -> dict[str, Any]:
+    out = dict(config)
+    metadata = {k: v for k, v in (config.get("metadata") or {}).items()
+                if not k.startswith(SERVER_METADATA_PREFIX)}
+    if metadata:
+        out["metadata"] = metadata
+    else:
+        out.pop("metadata", None)
+    return out
+
+
 def normalise_timestamp(text: str) -> str:
     """One spelling per instant, so that two spellings of one time are no change."""
     try:
