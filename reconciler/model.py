@@ -37,48 +37,39 @@ class Location:
 
 class Places(Mapping[str, Location]):
     """Where each field of a document in `file` is written, by dotted path: a `Location`
-    made when asked for. While the document is read, places are added (`put`); `seal`
-    then packs them, each line and column in one machine word, so that 10,000 loaded
-    streams hold neither 130,000 Location objects nor a dict each (13 MB)."""
+    made when asked for. Each place comes packed as one number, `line << 32 | column`
+    (`pack`), and is kept in one machine word, so that 10,000 loaded streams hold neither
+    130,000 Location objects nor a dict each (13 MB)."""
 
-    __slots__ = ("_at", "_open", "_paths", "file")
+    __slots__ = ("_at", "_paths", "file")
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, packed: Mapping[str, int]) -> None:
         self.file = file
-        self._open: dict[str, int] | None = {}
-        self._paths: tuple[str, ...] = ()
-        self._at = array("Q")
+        self._paths = tuple(packed)
+        self._at = array("Q", packed.values())
 
-    def put(self, path: str, line: int, column: int) -> None:
-        if self._open is None:
-            raise TypeError("these places are sealed")
-        self._open[path] = line << 32 | column
+    @staticmethod
+    def pack(line: int, column: int) -> int:
+        return line << 32 | column
 
-    def seal(self) -> Places:
-        """No more places: pack them; this object."""
-        if self._open is not None:
-            self._paths, self._at = tuple(self._open), array("Q", self._open.values())
-            self._open = None
-        return self
+    @staticmethod
+    def unpack(file: str, at: int) -> Location:
+        return Location(file, at >> 32, at & 0xFFFFFFFF)
 
     def __getitem__(self, path: str) -> Location:
-        if self._open is not None:
-            at = self._open[path]
-        else:
-            try:
-                at = self._at[self._paths.index(path)]
-            except ValueError:
-                raise KeyError(path) from None
-        return Location(self.file, at >> 32, at & 0xFFFFFFFF)
+        try:
+            return Places.unpack(self.file, self._at[self._paths.index(path)])
+        except ValueError:
+            raise KeyError(path) from None
 
     def __contains__(self, path: object) -> bool:
-        return path in (self._paths if self._open is None else self._open)
+        return path in self._paths
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._paths if self._open is None else self._open)
+        return iter(self._paths)
 
     def __len__(self) -> int:
-        return len(self._paths if self._open is None else self._open)
+        return len(self._paths)
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,7 @@ def _check_document(d: DocumentReader, node: Node) -> Document:
         config=config,
         policy=policy,
         location=d.location,
-        field_locations=d.locations.seal(),
+        field_locations=d.locations(),
     )
     # whether the subjects it takes are known, for the overlap check across streams
     subjects_ok = not d.failed_paths or not any(

@@ -81,8 +81,8 @@ class DocumentReader:
         """YAML nodes visited in this document, not yet counted in the file's"""
         self.limit = min(MAX_NODES, state.node_budget - state.nodes)
         """the nodes this document may visit: its own limit, or what the file has left"""
-        self.locations = Places(self.file)
-        """where the value of each field is, by path"""
+        self.places: dict[str, int] = {}
+        """where the value of each field is, by path (`Places.pack`ed)"""
         self.key_nodes: dict[str, Node] = {}
         """the key of each field, by path: where a field found missing inside it is reported"""
         self.raw: dict[str, str] = {}
@@ -99,13 +99,18 @@ class DocumentReader:
     def place(self, path: str, node: Node) -> None:
         """Remember where the value of the field `path` is written."""
         mark = node.start_mark
-        self.locations.put(path, mark.line + 1, mark.column + 1)
+        self.places[path] = (mark.line + 1) << 32 | (mark.column + 1)  # Places.pack
+
+    def locations(self) -> Places:
+        """Where the value of each field is written."""
+        return Places(self.file, self.places)
 
     def where(self, path: str) -> Location:
         """Where the field `path` (or the nearest field above it) is written."""
         while path:
-            if path in self.locations:
-                return self.locations[path]
+            at = self.places.get(path)
+            if at is not None:
+                return Places.unpack(self.file, at)
             path = path.rpartition(".")[0]
         return self.location
 

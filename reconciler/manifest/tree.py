@@ -84,29 +84,39 @@ def compile_schema(schema: Mapping[str, Any]) -> Test:
 
 
 def _value_checks(schema: Mapping[str, Any]) -> list[Test]:
-    """type, enum, pattern, lengths and ranges."""
-    checks: list[Test] = []
+    """type, enum, pattern, lengths and ranges: one test for them all (a value is checked
+    once per document, so one call instead of one per keyword counts)."""
     kind = schema.get("type")
-    if kind is not None:
-        allowed = tuple(t for k in ([kind] if isinstance(kind, str) else kind) for t in _TYPES[k])
-        # exact types: a bool is no integer here, an int no float; when unsure, say no
-        checks.append(lambda v: type(v) in allowed)
-    if "enum" in schema:
-        enum = [(type(e), e) for e in schema["enum"]]
-        checks.append(lambda v: any(type(v) is t and v == e for t, e in enum))
-    if "pattern" in schema:
-        search = re.compile(schema["pattern"]).search
-        checks.append(lambda v: type(v) is not str or search(v) is not None)
+    # exact types: a bool is no integer here, an int no float; when unsure, say no
+    allowed = None if kind is None else tuple(
+        t for k in ([kind] if isinstance(kind, str) else kind) for t in _TYPES[k])
+    enum = None if "enum" not in schema else tuple((type(e), e) for e in schema["enum"])
+    search = re.compile(schema["pattern"]).search if "pattern" in schema else None
     low, high = schema.get("minLength"), schema.get("maxLength")
-    if low is not None or high is not None:
-        low, high = low or 0, float("inf") if high is None else high
-        checks.append(lambda v: type(v) is not str or low <= len(v) <= high)
+    lengths = None if low is None and high is None else (
+        low or 0, float("inf") if high is None else high)
     minimum, maximum = schema.get("minimum"), schema.get("maximum")
-    if minimum is not None or maximum is not None:
-        lo = float("-inf") if minimum is None else minimum
-        hi = float("inf") if maximum is None else maximum
-        checks.append(lambda v: type(v) not in (int, float) or lo <= v <= hi)
-    return checks
+    bounds = None if minimum is None and maximum is None else (
+        float("-inf") if minimum is None else minimum,
+        float("inf") if maximum is None else maximum)
+    if allowed is None and enum is None and search is None and lengths is None \
+            and bounds is None:
+        return []
+
+    def test(v: Any) -> bool:
+        t = type(v)
+        if allowed is not None and t not in allowed:
+            return False
+        if enum is not None and not any(t is et and v == e for et, e in enum):
+            return False
+        if t is str:
+            if search is not None and search(v) is None:
+                return False
+            return lengths is None or lengths[0] <= len(v) <= lengths[1]
+        return bounds is None or (t is not int and t is not float) \
+            or bounds[0] <= v <= bounds[1]
+
+    return [test]
 
 
 def _container_checks(schema: Mapping[str, Any]) -> list[Test]:
