@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Sequence
-from dataclasses import replace
 
 from reconciler.errors import JetStreamError
 from reconciler.jetstream.protocol import JetStreamAPI
@@ -93,11 +92,8 @@ class Known:
                     in_sync.add(spec.name)
             else:
                 inputs[spec.name] = made = prepare(spec, current, owner)
-                if _in_sync(made):
+                if _in_sync(made):  # (in sync, `prepare` keeps one copy of the config)
                     in_sync.add(spec.name)
-                    # kept until the stream changes: one copy of the config, not two
-                    assert made.current is not None
-                    inputs[spec.name] = replace(made, desired=made.current)
         canonical_live: dict[str, Config] = {}
         others: dict[str, tuple[LiveStream, Config]] = {}
         for stream in live:
