@@ -12,7 +12,7 @@ from typing import Any, cast
 from reconciler.fields import STREAM, Field
 from reconciler.fields.stream_config import StreamConfig
 from reconciler.model import Config, LiveStream, StreamSpec
-from reconciler.plan.ownership import is_reserved
+from reconciler.plan.ownership import PREFIX as OWNERSHIP_PREFIX
 from reconciler.units import format_timestamp, parse_timestamp
 
 DEFAULT_DUPLICATE_WINDOW_NS = 120 * 1_000_000_000
@@ -120,11 +120,12 @@ def _forced(c: dict[str, Any]) -> None:
         c["republish"] = {**republish, "src": ">"}  # the server's default, refused if left out
 
 
+#: metadata keys that are not the stream's own: the server's, and our ownership keys
+_NOT_OWN = (SERVER_METADATA_PREFIX, OWNERSHIP_PREFIX)
+
+
 def _metadata(c: dict[str, Any]) -> None:
-    metadata = {
-        k: v for k, v in (c.get("metadata") or {}).items()
-        if not k.startswith(SERVER_METADATA_PREFIX) and not is_reserved(k)
-    }
+    metadata = {k: v for k, v in (c.get("metadata") or {}).items() if not k.startswith(_NOT_OWN)}
     if metadata:
         c["metadata"] = metadata
     else:
