@@ -19,6 +19,7 @@ JSON events on stderr are read by a thread. Three measurements:
    one manifest file (memory kept per edit).
 
     .venv/bin/python bench/watch_latency.py [--trials 200] [--streams 1000]
+                                            [--latency-streams 0]
                                             [--idle-seconds 30] [--edits 50]
                                             [--quick] [--check]
                                             [--json FILE]
@@ -597,7 +598,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             warm_bytecode(env)
         server = NatsServer(work / "js-latency").start()
         try:
-            latency = await latency_phases(work, server, args.trials, env)
+            latency = await latency_phases(work, server, args.trials, env,
+                                           streams=args.latency_streams)
         finally:
             server.stop()
         server = NatsServer(work / "js-idle").start()
@@ -613,6 +615,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "machine": machine(),
         "args": f"--trials {args.trials} --streams {args.streams} "
+                f"--latency-streams {args.latency_streams} "
                 f"--idle-seconds {args.idle_seconds:g} --edits {args.edits}"
                 + (" --no-bytecode-cache" if args.no_bytecode_cache else ""),
         "commit": git_commit(),
@@ -627,6 +630,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--latency-streams", type=int, default=0,
+                        help="more streams the daemon manages during the two latency trials "
+                        "(0: only the one they change)")
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--edits", type=int, default=50,
                         help="saves of one manifest file after the idle phase (memory kept "
@@ -643,9 +649,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.trials, args.streams, args.idle_seconds, args.edits = 10, 50, 3.0, 5
-    if args.trials < 1 or args.streams < 1 or args.idle_seconds <= 0 or args.edits < 0:
+    if (args.trials < 1 or args.streams < 1 or args.idle_seconds <= 0 or args.edits < 0
+            or args.latency_streams < 0):
         parser.error("--trials and --streams must be at least 1, --idle-seconds above 0, "
-                     "--edits at least 0")
+                     "--edits and --latency-streams at least 0")
     results = asyncio.run(run(args))
     print(render(results), flush=True)
     if args.json:

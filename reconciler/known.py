@@ -10,7 +10,7 @@ from collections.abc import Collection, Sequence
 
 from reconciler.errors import JetStreamError
 from reconciler.jetstream.protocol import JetStreamAPI
-from reconciler.model import Config, Listing, LiveStream, StreamSpec
+from reconciler.model import Action, Config, Listing, LiveStream, Plan, StreamPlan, StreamSpec
 from reconciler.plan import PassInputs, StreamInputs, canonical, prepare
 from reconciler.plan.ownership import DEFAULT_OWNER, owner_of
 
@@ -34,6 +34,8 @@ class Known:
         self._canonical: dict[str, tuple[LiveStream, Config]] = {}
         self._in_sync: set[str] = set()
         """Declared streams whose live config is the desired one (in canonical form)."""
+        self._plans: dict[str, StreamPlan] = {}
+        """The last plan of each stream in sync (to leave it alone), by name."""
 
     def forget(self) -> None:
         """The next pass lists everything (the connection or the leader changed)."""
@@ -72,11 +74,15 @@ class Known:
         return Listing(tuple(s for s in streams if s is not None), unreadable)
 
     def prepare(self, specs: Sequence[StreamSpec], live: Sequence[LiveStream],
-                owner: str = DEFAULT_OWNER) -> PassInputs:
-        """`plan.prepare_pass`, reusing what was prepared from the same spec and live stream."""
+                owner: str = DEFAULT_OWNER, *, targeted: bool = False) -> PassInputs:
+        """`plan.prepare_pass`, reusing what was prepared from the same spec and live stream.
+        `targeted` (a pass that read again only the streams that may have changed): a
+        stream still in sync from the same inputs keeps its last plan, so that such a pass
+        plans only the streams it read again; a full pass plans every stream."""
         by_name = {s.name: s for s in live}
         inputs: dict[str, StreamInputs] = {}
         in_sync: set[str] = set()
+        planned: dict[str, StreamPlan] = {}
         for spec in specs:
             current = by_name.get(spec.name)
             last = self._inputs.get(spec.name)
@@ -90,6 +96,8 @@ class Known:
                 inputs[spec.name] = last
                 if spec.name in self._in_sync:
                     in_sync.add(spec.name)
+                    if targeted and (plan := self._plans.get(spec.name)) is not None:
+                        planned[spec.name] = plan
             else:
                 inputs[spec.name] = made = prepare(spec, current, owner)
                 if _in_sync(made):  # (in sync, `prepare` keeps one copy of the config)
@@ -108,8 +116,19 @@ class Known:
             canonical_live[stream.name] = config
             others[stream.name] = (stream, config)
         self._inputs, self._canonical, self._in_sync = inputs, others, in_sync
+        self._plans = planned
         return PassInputs(tuple(inputs[s.name] for s in specs), tuple(live), canonical_live,
-                          owner)
+                          owner, planned)
+
+    def planned(self, plan: Plan) -> Plan:
+        """`plan`, having kept the plan of each stream in sync (left alone) for the next
+        targeted pass."""
+        in_sync = self._in_sync
+        plans = self._plans
+        for stream in plan.streams:
+            if stream.action is Action.NOOP and stream.name in in_sync:
+                plans.setdefault(stream.name, stream)
+        return plan
 
 
 def _in_sync(inputs: StreamInputs) -> bool:

@@ -130,8 +130,8 @@ async def compute_plan(
     listing = await read_listing(js, specs, known, changed, gate, listing)
     unreadable = {n: r for n, r in listing.unreadable.items() if n != LEASE_STREAM}
     by_name = {s.name: s for s in listing.streams if s.name != LEASE_STREAM}
-    inputs = (prepare_pass(specs, by_name.values(), owner) if known is None
-              else known.prepare(specs, tuple(by_name.values()), owner))
+    inputs = (prepare_pass(specs, by_name.values(), owner) if known is None else
+              known.prepare(specs, (*by_name.values(),), owner, targeted=changed is not None))
 
     async def sample(name: str, request: SampleRequest) -> tuple[str, MessageSample] | None:
         try:
@@ -159,7 +159,8 @@ async def compute_plan(
         for name, reason in sorted(unreadable.items())
     )
     unmanaged = {*plan.unmanaged, *(d.name for d in degraded if not d.managed)}
-    return replace(plan, unmanaged=tuple(sorted(unmanaged)), degraded=degraded)
+    plan = replace(plan, unmanaged=tuple(sorted(unmanaged)), degraded=degraded)
+    return plan if known is None else known.planned(plan)
 
 
 async def check_against_server(

@@ -5,13 +5,19 @@ names (plus those not in sync), never the whole list."""
 from __future__ import annotations
 
 import json
+import os
+import random
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import nats
+import pytest
 
 from reconciler import jetstream
-from reconciler.daemon import Daemon
+from reconciler.daemon import Daemon, passes
 from reconciler.model import StreamSpec
+from reconciler.plan.ownership import OWNER_KEY
 from reconciler.reconcile import Known, compute_plan, reconcile
 from reconciler.testing import NatsServer
 from reconciler.testing.fake import FakeJetStream
@@ -122,3 +128,94 @@ async def test_a_failed_read_of_the_named_stream_lists_them_all(tmp_path: Path) 
         await until(daemon, lambda: max_msgs(fake) == 10)
         calls = fake.calls[before:]
         assert calls.index("stream_info:events") < calls.index("list_streams")
+
+
+CASES = int(os.environ.get("RECONCILER_KNOWN_CASES", "3"))
+SEED = os.environ.get("RECONCILER_KNOWN_SEED")
+STEPS = 14
+
+
+@pytest.mark.parametrize("seed", [int(SEED)] if SEED else range(CASES))
+async def test_targeted_passes_plan_as_full_ones_through_random_changes(
+    nats_server: NatsServer, js: jetstream.JetStream, seed: int
+) -> None:
+    """A seeded campaign on a real server: changes on the server (each named, as its
+    advisory names it) and in the manifests, holds, applies; after each, the plan of a
+    targeted pass (`Known`, the named streams) equals the plan of a full read.
+    Replay one case with RECONCILER_KNOWN_SEED=<seed>."""
+    rng = random.Random(seed)
+    names = [f"k{seed}_{i}" for i in range(24)]
+    specs = {n: spec(n, max_msgs=100) for n in names}
+    await reconcile(js, list(specs.values()))
+    await js.publish(f"{names[0]}.x", b"one")
+    await js.publish(f"{names[0]}.x", b"two")
+    known = Known()
+    await compute_plan(js, list(specs.values()), known=known, changed=None)
+    nc = await nats.connect(nats_server.url, name="someone")
+
+    async def outside(name: str, **changes: object) -> None:
+        info = json.loads((await nc.request(f"$JS.API.STREAM.INFO.{name}", b"")).data)
+        if "error" in info:
+            return
+        reply = await nc.request(f"$JS.API.STREAM.UPDATE.{name}",
+                                 json.dumps(info["config"] | changes).encode())
+        assert "error" not in json.loads(reply.data), (seed, reply.data)
+
+    try:
+        for step in range(STEPS):
+            kind = rng.choice(["outside", "outside", "owner", "delete", "manifest",
+                               "same", "apply", "nothing", "resync"])
+            name = rng.choice(names)
+            changed: set[str] | None = set()
+            if kind == "outside":
+                await outside(name, max_msgs=rng.choice([1, 50, 100, 200]))
+                changed = {name}
+            elif kind == "owner":
+                await outside(name, metadata={OWNER_KEY: "someone-else"})
+                changed = {name}
+            elif kind == "delete":
+                await nc.request(f"$JS.API.STREAM.DELETE.{name}", b"")
+                changed = {name}
+            elif kind == "manifest":
+                specs[name] = spec(name, max_msgs=rng.choice([1, 50, 100, 300]))
+            elif kind == "same":  # the file saved again: an equal spec, a new object
+                specs[name] = spec(name, **{k: v for k, v in specs[name].config.items()
+                                            if k not in ("name", "subjects")})
+            elif kind == "apply":
+                await reconcile(js, list(specs.values()), allow_data_loss=True)
+            elif kind == "resync":
+                changed = None
+            holds = {rng.choice(names): "paused"} if rng.random() < 0.5 else {}
+            declared = list(specs.values())
+            targeted = await compute_plan(js, declared, known=known, changed=changed,
+                                          holds=holds)
+            full = await compute_plan(js, declared, holds=holds)
+            assert targeted == full, f"seed {seed}, step {step} ({kind} {name})"
+    finally:
+        await nc.close()
+
+
+async def test_a_pass_started_only_by_advisories_reads_no_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No trigger says a file changed: the pass goes by the manifests as last read; the
+    next file change is read as ever."""
+    fake = FakeJetStream()
+    reads: list[object] = []
+    real = passes.read_manifests
+
+    def counted(paths: Sequence[str]) -> Any:
+        reads.append(paths)
+        return real(paths)
+
+    monkeypatch.setattr(passes, "read_manifests", counted)
+    async with running(fake, manifests(tmp_path, 10)) as daemon:
+        await settled(daemon)
+        before = len(reads)
+        fake.change_as("someone", dict(fake.streams["events"].config) | {"max_msgs": 99})
+        await until(daemon, lambda: max_msgs(fake) == 10)
+        assert len(reads) == before
+        manifest_at(tmp_path, 20)
+        daemon.trigger("manifest")
+        await until(daemon, lambda: max_msgs(fake) == 20)
+        assert len(reads) > before

@@ -11,9 +11,11 @@ Root tasks (when one fails, all stop):
     lease keeper ──> trigger() when this process becomes the leader
     HTTP: /healthz /readyz /metrics
 
-Triggers only say "look again": every pass loads all manifests and reconciles the whole
-set. A manifest file whose new version may be half written is held back (`settle`): its
-last accepted version stands until the file has been quiet for the settle period, and the
+Triggers only say "look again": every pass reconciles the whole set, from all manifests as
+loaded again (a pass started only by advisories goes by them as last loaded: a file change
+is a trigger of its own) and the streams that may have changed read again (`known.py`).
+A manifest file whose new version may be half written is held back (`settle`): its last
+accepted version stands until the file has been quiet for the settle period, and the
 settle timer starts the pass that looks again. Signal handlers only set the stop event.
 
 With a lease (the default), only its holder applies; the others are standbys whose passes

@@ -14,7 +14,7 @@ from reconciler.daemon.connection import Connect, Connection, connect_until, sle
 from reconciler.daemon.edges import Edges
 from reconciler.daemon.files import watch_files
 from reconciler.daemon.passes import Passes
-from reconciler.daemon.triggers import Triggers, describe
+from reconciler.daemon.triggers import CHANGES_NO_MANIFEST, Triggers, describe
 from reconciler.embedded import EmbeddedServer
 from reconciler.lease import Change, Holder, Lease
 from reconciler.metrics import Metrics
@@ -193,7 +193,8 @@ class Daemon:
             self.trigger("startup")
             while (triggers := await self._triggers.take()) is not None:
                 await self._passes.run(self._js, self._lease, describe(triggers),
-                                       changed=self._triggers.streams)
+                                       changed=self._triggers.streams,
+                                       manifests=not triggers <= CHANGES_NO_MANIFEST)
         finally:
             if keeper is not None:
                 keeper.cancel()

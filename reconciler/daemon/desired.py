@@ -59,6 +59,9 @@ class Desired:
         self._by_file: dict[str, tuple[StreamSpec, ...]] = {}
         self.held: dict[str, str] = {}
         """Files whose new version is held back (file: the digest last reported)."""
+        self.specs: list[StreamSpec] | None = None
+        """The streams last merged (`merged`): what a pass goes by when no manifest changed;
+        None until the manifests were first read."""
 
     def load(self, before: Snapshots, loaded: LoadResult) -> tuple[list[StreamSpec], Snapshots]:
         """The streams to reconcile, and the files whose new version is not accepted yet
@@ -111,6 +114,7 @@ class Desired:
                 if spec.name not in seen:
                     seen.add(spec.name)
                     specs.append(spec)
+        self.specs = specs
         return specs
 
     def review(self, plan: Plan, changed: Mapping[str, Snapshot | None],

@@ -70,16 +70,18 @@ class Passes:
         self._done = asyncio.Condition()
 
     async def run(self, js: JetStreamAPI, lease: Lease | None, trigger: str,
-                  changed: Collection[str] | None = None) -> None:
+                  changed: Collection[str] | None = None, *, manifests: bool = True) -> None:
         """One pass; its errors are logged and recorded, never raised (but cancellation).
         `changed`: the streams the triggers named as changed on the server (None: any may
-        have); the pass reads again only those and the ones `reconcile.Known` says."""
+        have); the pass reads again only those and the ones `reconcile.Known` says.
+        `manifests` false: no trigger says a manifest changed; the pass goes by the
+        manifests as last read (once they have been)."""
         reconcile_id = new_reconcile_id()
         started = time.monotonic()
         result: Result | None = None
         specs: list[StreamSpec] = []
         try:
-            specs, plan = await self._desired(js, changed)
+            specs, plan = await self._desired(js, changed, manifests)
             writes = True
             if lease is not None:
                 writes = await lease.confirm()  # a fresh read: the revision is ours
@@ -105,10 +107,13 @@ class Passes:
         async with self._done:
             self._done.notify_all()
 
-    async def _desired(self, js: JetStreamAPI,
-                       live_changed: Collection[str] | None) -> tuple[list[StreamSpec], Plan]:
+    async def _desired(self, js: JetStreamAPI, live_changed: Collection[str] | None,
+                       manifests: bool = True) -> tuple[list[StreamSpec], Plan]:
         """The streams to reconcile and their plan; a changed file that must settle first
         counts with its last accepted version."""
+        if not manifests and self.desired.specs is not None:
+            specs = self.desired.specs
+            return specs, await self._plan(js, specs, live_changed)
         reading = asyncio.ensure_future(asyncio.to_thread(read_manifests, self.settings.paths))
         listing = None
         try:

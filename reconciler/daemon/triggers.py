@@ -16,6 +16,9 @@ RETRY_FIRST_S = 1.0
 #: triggers that say nothing changed on the server: a pass for them reads again only the
 #: streams whose manifest changed and those not in sync (see `reconcile.Known`)
 CHANGES_NOTHING_LIVE = frozenset({"manifest"})
+#: triggers that say no manifest changed: a pass started only by them goes by the manifests
+#: as last read (a file change is a trigger of its own, `manifest`)
+CHANGES_NO_MANIFEST = frozenset({"server"})
 
 
 class Triggers:

@@ -5,9 +5,17 @@ canonical form once; asking what to sample, planning, and the server checks all 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from reconciler.model import Config, LiveStream, MessageSample, Plan, StreamSpec, Topology
+from reconciler.model import (
+    Config,
+    LiveStream,
+    MessageSample,
+    Plan,
+    StreamPlan,
+    StreamSpec,
+    Topology,
+)
 from reconciler.plan.canonical import canonical
 from reconciler.plan.impact import SampleRequest
 from reconciler.plan.ownership import DEFAULT_OWNER
@@ -26,20 +34,28 @@ class PassInputs:
     """Live configurations in canonical form by name (those not in it are made so when
     needed)."""
     owner: str = DEFAULT_OWNER
+    planned: Mapping[str, StreamPlan] = field(default_factory=dict)
+    """Declared streams whose plan is already made: in sync, from these same inputs (a
+    stream in sync is left alone whatever the samples, holds or consent)."""
 
     def sample_requests(self) -> dict[str, SampleRequest]:
         """Declared stream name -> what to read of its live messages to predict the loss;
         only the streams that need some."""
-        requests = ((s.spec.name, s.sample_request()) for s in self.streams)
+        planned = self.planned
+        requests = ((s.spec.name, s.sample_request()) for s in self.streams
+                    if s.spec.name not in planned)
         return {name: request for name, request in requests if request is not None}
 
     def without(self, names: Collection[str]) -> PassInputs:
         """The pass without the streams `names` (declared or live): e.g. unreadable ones."""
+        if not names:
+            return self
         return PassInputs(
             tuple(s for s in self.streams if s.spec.name not in names),
             tuple(s for s in self.live if s.name not in names),
             {n: c for n, c in self.canonical_live.items() if n not in names},
             self.owner,
+            {n: p for n, p in self.planned.items() if n not in names},
         )
 
     def build(
@@ -54,9 +70,11 @@ class PassInputs:
         samples = samples or {}
         holds = holds or {}
         declared = {s.spec.name for s in self.streams}
+        planned = self.planned
         streams = tuple(
-            s.plan(samples.get(s.spec.name), allow_data_loss=allow_data_loss,
-                   hold=holds.get(s.spec.name))
+            planned.get(s.spec.name) or s.plan(
+                samples.get(s.spec.name), allow_data_loss=allow_data_loss,
+                hold=holds.get(s.spec.name))
             for s in self.streams
         )
         ours = undeclared_streams(self.live, declared, self.owner)
