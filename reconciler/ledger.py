@@ -85,6 +85,11 @@ class Ledger:
         """The streams with a noted change that no read has accounted for yet."""
         return list(self._changes)
 
+    def tracked(self) -> set[str]:
+        """The streams `settle` or `first_report` may have news of: a noted change not yet
+        accounted for, or a drift logged. For any other stream in sync both are no-ops."""
+        return self._changes.keys() | self._logged.keys()
+
     def pending(self, stream: str) -> tuple[OutsideChange, ...]:
         return tuple(self._changes.get(stream, ()))
 

@@ -274,8 +274,9 @@ class _Pass:
                              managed=degraded.managed, error=degraded.reason)
         self.undeclared(plan)
         news: list[tuple[StreamPlan, str | None]] = []
+        tracked = self.ledger.tracked()
         for stream in plan.streams:
-            if stream.undeclared:
+            if stream.undeclared or (not stream.changes and stream.name not in tracked):
                 continue
             settled = self.ledger.settle(stream.name, position, stream.basis)
             self.overwritten(stream.name, settled)

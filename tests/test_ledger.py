@@ -79,3 +79,17 @@ def test_a_drift_left_in_place_is_news_once() -> None:
     assert ledger.first_report("events", drift)
     ledger.wrote("events", cfg(), 0)  # healed: the same drift again is a new change
     assert ledger.first_report("events", drift)
+
+
+def test_tracked_names_every_stream_settle_or_first_report_has_news_of() -> None:
+    ledger = Ledger()
+    assert ledger.tracked() == set()
+    ledger.note("a", "ops", cfg())
+    assert ledger.first_report("b", (FieldChange("max_msgs", 10, 20),))
+    assert ledger.tracked() == {"a", "b"}
+    ledger.settle("a", ledger.position(), cfg())
+    assert ledger.first_report("b", ()) is False
+    assert ledger.tracked() == set()
+    # for any stream it does not name, both are no-ops
+    assert ledger.settle("c", ledger.position(), cfg()).actors == ()
+    assert ledger.first_report("c", ()) is False
