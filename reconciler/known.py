@@ -1,7 +1,8 @@
 """What watch mode keeps from one pass to the next, so that a pass after a change to a few
-streams reads and prepares only those (`Known`), and the read of a pass (`read_listing`):
-every stream listed, or the last listing with the streams that may have changed read again.
-The plan made from it is the one a full read makes (`tests/test_known.py`)."""
+streams reads, prepares and plans only those (`Known`), and the read of a pass
+(`read_listing`): every stream listed, or the last listing with the streams that may have
+changed read again. The plan made from it is the one a full read makes
+(`tests/test_known.py`)."""
 
 from __future__ import annotations
 
