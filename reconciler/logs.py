@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -35,6 +35,7 @@ def _mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
 
 def setup(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     """Route structlog and stdlib logging to `stream` (stderr) in one format."""
+    given = stream is not None
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
@@ -59,7 +60,8 @@ def setup(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) 
     # event, and a look up the stack for a logger name took 60 of the 90 us of an event)
     structlog.configure(
         processors=[*shared, *rendering],
-        logger_factory=structlog.WriteLoggerFactory(stream),
+        logger_factory=structlog.WriteLoggerFactory(
+            stream if given else cast(TextIO, _Stderr())),
         wrapper_class=structlog.make_filtering_bound_logger(_level(level)),
         cache_logger_on_first_use=False,
     )
@@ -75,6 +77,18 @@ def setup(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) 
     # Libraries speak at WARNING and above unless we debug.
     for name in ("nats", "watchfiles", "asyncio"):
         logging.getLogger(name).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+
+
+class _Stderr:
+    """`sys.stderr` as it is when an event is written: whoever swapped it since `setup` (a
+    test harness capturing output, a caller running the CLI in-process) gets the events,
+    and none goes to a stream it has closed."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def _redacted(renderer: Any) -> Any:

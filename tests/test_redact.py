@@ -86,3 +86,18 @@ def test_a_url_in_any_log_line_is_redacted(fmt: str) -> None:
     if fmt == "json":
         assert [json.loads(line)["event"] for line in text.splitlines()] == [
             "connecting", "lost nats://***@h:2", "failed", "secret keys"]
+
+
+@pytest.mark.usefixtures("_reset_logging")
+def test_events_go_to_stderr_as_it_is_when_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a stream, events follow `sys.stderr` when it is swapped after `setup` (a
+    harness capturing the CLI's output, then closing it), never to a stream now closed."""
+    first = io.StringIO()
+    monkeypatch.setattr("sys.stderr", first)
+    logs.setup("json", "info")
+    structlog.get_logger("t").info("one")
+    first.close()
+    later = io.StringIO()
+    monkeypatch.setattr("sys.stderr", later)
+    structlog.get_logger("t").info("two")
+    assert [json.loads(line)["event"] for line in later.getvalue().splitlines()] == ["two"]
