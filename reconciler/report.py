@@ -142,7 +142,8 @@ def render_text(plan: Plan, *, colour: bool = False) -> str:
     if lines:
         lines.append("")
     lines.append(style(summary_line(plan), None, bold=True))
-    return "\n".join(lines) + "\n"
+    lines.append("")  # the text ends with a newline
+    return "\n".join(lines)
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:

@@ -93,7 +93,7 @@ def validate(paths: tuple[str, ...], live: bool, **kw: Any) -> int:
     Reports every problem as FILE:LINE:COLUMN: FIELD: what is wrong; what to write instead.
     Exit 0 when all are valid, 1 otherwise.
     """
-    result = load_manifests(paths or ("config",))
+    result = load_manifests(paths or ("config",), keep=False)
     if result.problems:
         raise ManifestError(result.problems)
     names = listed([s.name for s in result.specs])

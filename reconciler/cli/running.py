@@ -44,7 +44,7 @@ async def with_server(settings: Settings, work: Callable[[Any], Awaitable[T]]) -
 
 def load_specs(settings: Settings) -> list[StreamSpec]:
     """The declared streams; ManifestError when any manifest has a problem."""
-    result = load_manifests(settings.paths)
+    result = load_manifests(settings.paths, keep=False)
     if result.problems:
         raise ManifestError(result.problems)
     warn(result.warnings)

@@ -94,17 +94,20 @@ class ManifestCache:
 CACHE: Final = ManifestCache()
 
 
-def load_manifests(paths: Sequence[str | os.PathLike[str]]) -> LoadResult:
+def load_manifests(paths: Sequence[str | os.PathLike[str]], *, keep: bool = True) -> LoadResult:
     """Discover, parse and validate every manifest under `paths`. Never raises for a bad
-    manifest: every problem is in the result."""
+    manifest: every problem is in the result. `keep`: remember what was read (`CACHE`), for
+    the next load to skip the files that did not change; a command that loads once need not
+    hold the files' bytes and documents (2 MB at 10,000 streams)."""
+    cache = CACHE if keep else ManifestCache()
     with _collector_paused():
         found = discover_with_problems(paths)
         files, discovered = found
-        parsed = [_load_file(path, CACHE) for path in files]
-        result = CACHE.result(found, parsed)
+        parsed = [_load_file(path, cache) for path in files]
+        result = cache.result(found, parsed)
         if result is None:
             result = _result(files, discovered, parsed)
-            CACHE.remember(found, parsed, result)
+            cache.remember(found, parsed, result)
     return result
 
 
