@@ -35,16 +35,17 @@ def _mask_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
 
 def setup(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     """Route structlog and stdlib logging to `stream` (stderr) in one format."""
-    given = stream is not None
-    stream = stream or sys.stderr
+    # without a stream, both go to sys.stderr as it is when a line is written
+    out: TextIO = stream if stream is not None else cast(TextIO, _Stderr())
+    terminal = (stream or sys.stderr).isatty()
     if fmt == "auto":
-        fmt = "console" if stream.isatty() else "json"
+        fmt = "console" if terminal else "json"
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
         # plain tracebacks: rich's show local variables, and a local may hold a password
         else _for_people(structlog.dev.ConsoleRenderer(
-            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback))
+            colors=terminal, exception_formatter=structlog.dev.plain_traceback))
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -57,11 +58,10 @@ def setup(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) 
         _redacted(renderer),
     ]
     # our own events are rendered and written directly (a stdlib LogRecord, made twice per
-    # event, and a look up the stack for a logger name took 60 of the 90 us of an event)
+    # event, and a look up the stack for a logger name took 64 of the 94 us of an event)
     structlog.configure(
         processors=[*shared, *rendering],
-        logger_factory=structlog.WriteLoggerFactory(
-            stream if given else cast(TextIO, _Stderr())),
+        logger_factory=structlog.WriteLoggerFactory(out),
         wrapper_class=structlog.make_filtering_bound_logger(_level(level)),
         cache_logger_on_first_use=False,
     )
@@ -69,7 +69,7 @@ def setup(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) 
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
         foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
     )
-    handler = logging.StreamHandler(stream)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -100,4 +100,6 @@ def test_events_go_to_stderr_as_it_is_when_written(monkeypatch: pytest.MonkeyPat
     later = io.StringIO()
     monkeypatch.setattr("sys.stderr", later)
     structlog.get_logger("t").info("two")
-    assert [json.loads(line)["event"] for line in later.getvalue().splitlines()] == ["two"]
+    logging.getLogger("nats").warning("three")  # a library's record goes the same way
+    assert [json.loads(line)["event"] for line in later.getvalue().splitlines()] == [
+        "two", "three"]
