@@ -33,18 +33,6 @@ _RECHECKED = (Action.UPDATE, Action.ADOPT, Action.DELETE)
 #: long applies report progress every this many streams (or every tenth of them)
 PROGRESS_EVERY = 100
 
-#: the last `UNCHANGED` outcome of each stream name, by plan: watch mode plans a stream in
-#: sync once and keeps that plan (`known.Known`), so its outcome is made once too
-_UNCHANGED: dict[str, Outcome] = {}
-
-
-def _unchanged(stream: StreamPlan) -> Outcome:
-    """`Outcome(stream, Status.UNCHANGED)`: the one made last for this very plan, if any."""
-    last = _UNCHANGED.get(stream.name)
-    if last is None or last.plan is not stream:
-        _UNCHANGED[stream.name] = last = Outcome(stream, Status.UNCHANGED)
-    return last
-
 
 #: plans a stream again, just before its update, adoption or deletion, if the live stream
 #: moved since it was planned
@@ -94,10 +82,8 @@ async def apply_plan(
     # removes the account's directory when that was its last file stream, and a file
     # stream created meanwhile fails with 10049), and a stream that replaces another exists
     # before the other goes; a stream in sync needs nothing, not even a task
-    if len(_UNCHANGED) > 2 * len(plan.streams) + 100:
-        _UNCHANGED.clear()  # names gone long ago: keep no more than about one plan's worth
     outcomes: list[Outcome | None] = [
-        _unchanged(s) if s.action is Action.NOOP else None for s in plan.streams]
+        Outcome(s, Status.UNCHANGED) if s.action is Action.NOOP else None for s in plan.streams]
     for deleting in (False, True):
         picked = [i for i, s in enumerate(plan.streams)
                   if s.action is not Action.NOOP and (s.action is Action.DELETE) is deleting]

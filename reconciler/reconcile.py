@@ -338,17 +338,11 @@ class _Pass:
             return await self.recheck_delete(stream)
         at = self.ledger.position()
         current = await self.js.stream_info(stream.name)
-        # as read for the plan (the usual case): nothing to bring to canonical form
-        same = current is not None and same_as_read(current.config, stream.basis)
-        inputs = None if same else prepare(self.specs[stream.name], current, self.owner)
-        if inputs is None or (
-                inputs.current is not None and inputs.current == canonical(stream.basis)
-                and current is not None and owner_of(current.config) == owner_of(stream.basis)):
-            assert current is not None
+        if current is not None and _unmoved(current.config, stream.basis):
             self.overwritten(stream.name, self.ledger.settle(stream.name, at, current.config))
             self.bases[stream.name] = (current, at)
             return stream
-        assert inputs is not None
+        inputs = prepare(self.specs[stream.name], current, self.owner)
         sample = await _sample(self.js, inputs, self.gate)
         again = inputs.plan(sample, allow_data_loss=self.allow_data_loss,
                             hold=self.holds.get(stream.name))
@@ -403,6 +397,13 @@ async def _await_actor(
             return None
         await asyncio.sleep(0.005)
     return actor
+
+
+def _unmoved(live: Config, basis: Config) -> bool:
+    """Whether a stream read again is as it was planned: the same config as read (the usual
+    case: nothing to bring to canonical form), or the same in canonical form and owner."""
+    return same_as_read(live, basis) or (
+        canonical(live) == canonical(basis) and owner_of(live) == owner_of(basis))
 
 
 async def _known(actor: str | None) -> str | None:

@@ -71,6 +71,11 @@ async def settled(daemon: Daemon) -> None:
     await daemon.wait_passes(daemon.passes + 1)
 
 
+def reads_since(fake: FakeJetStream, before: int) -> list[str]:
+    """The reads of live streams the daemon made since `fake.calls[before]`."""
+    return [c for c in fake.calls[before:] if c.startswith(("list", "stream_info"))]
+
+
 async def test_an_advisory_starts_a_pass_that_reads_only_its_stream(tmp_path: Path) -> None:
     fake = FakeJetStream()
     async with running(fake, manifests(tmp_path, 10)) as daemon:
@@ -78,9 +83,8 @@ async def test_an_advisory_starts_a_pass_that_reads_only_its_stream(tmp_path: Pa
         before = len(fake.calls)
         fake.change_as("someone", dict(fake.streams["events"].config) | {"max_msgs": 99})
         await until(daemon, lambda: max_msgs(fake) == 10)
-        reads = [c for c in fake.calls[before:] if c.startswith(("list", "stream_info"))]
         # one read for the plan, one just before the update
-        assert reads == ["stream_info:events", "stream_info:events"]
+        assert reads_since(fake, before) == ["stream_info:events", "stream_info:events"]
 
 
 async def test_a_manifest_change_reads_only_the_streams_it_changes(tmp_path: Path) -> None:
@@ -91,8 +95,7 @@ async def test_a_manifest_change_reads_only_the_streams_it_changes(tmp_path: Pat
         manifest_at(tmp_path, 20)
         daemon.trigger("manifest")
         await until(daemon, lambda: max_msgs(fake) == 20)
-        reads = [c for c in fake.calls[before:] if c.startswith(("list", "stream_info"))]
-        assert reads == ["stream_info:events", "stream_info:events"]
+        assert reads_since(fake, before) == ["stream_info:events", "stream_info:events"]
 
 
 async def test_other_triggers_read_every_stream(tmp_path: Path) -> None:

@@ -80,7 +80,7 @@ def _names_and_subjects(docs: Sequence[Document]) -> Iterator[tuple[int, Problem
         for claim in claims:
             other = index.first_collision(claim.subject)
             if other is not None:
-                yield at, _overlap(spec, claim.path, claim, other)
+                yield at, _overlap(claim, other)
         for claim in claims:
             index.add(claim.subject, claim)
 
@@ -96,7 +96,7 @@ def _claims(spec: StreamSpec) -> list[_Claim]:
     return claims
 
 
-def _overlap(spec: StreamSpec, path: str, claim: _Claim, other: _Claim) -> Problem:
+def _overlap(claim: _Claim, other: _Claim) -> Problem:
     theirs = (
         f"the default subject of stream '{other.stream}'"
         if other.implicit
@@ -104,14 +104,14 @@ def _overlap(spec: StreamSpec, path: str, claim: _Claim, other: _Claim) -> Probl
     )
     if claim.implicit:
         message = (
-            f"without subjects, stream '{spec.name}' takes the subject '{claim.subject}', "
+            f"without subjects, stream '{claim.stream}' takes the subject '{claim.subject}', "
             f"which overlaps {theirs} ({other.location})"
         )
         hint = "list subjects that no other stream takes"
     else:
         message = f"'{claim.subject}' overlaps {theirs} ({other.location})"
         hint = "a message subject can belong to one stream only: narrow one of them"
-    return Problem(claim.location, path, message, hint)
+    return Problem(claim.location, claim.path, message, hint)
 
 
 def _stored_subjects(config: Config) -> list[str]:

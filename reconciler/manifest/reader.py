@@ -82,7 +82,7 @@ class DocumentReader:
         self.limit = min(MAX_NODES, state.node_budget - state.nodes)
         """the nodes this document may visit: its own limit, or what the file has left"""
         self.places: dict[str, int] = {}
-        """where the value of each field is, by path (`Places.pack`ed)"""
+        """where the value of each field is, by path (`Places.pack`)"""
         self.key_nodes: dict[str, Node] = {}
         """the key of each field, by path: where a field found missing inside it is reported"""
         self.raw: dict[str, str] = {}
@@ -99,7 +99,7 @@ class DocumentReader:
     def place(self, path: str, node: Node) -> None:
         """Remember where the value of the field `path` is written."""
         mark = node.start_mark
-        self.places[path] = (mark.line + 1) << 32 | (mark.column + 1)  # Places.pack
+        self.places[path] = Places.pack(mark.line + 1, mark.column + 1)
 
     def locations(self) -> Places:
         """Where the value of each field is written."""

@@ -124,8 +124,9 @@ def _forced(c: dict[str, Any]) -> None:
 _NOT_OWN = (SERVER_METADATA_PREFIX, OWNERSHIP_PREFIX)
 
 
-def _metadata(c: dict[str, Any]) -> None:
-    metadata = {k: v for k, v in (c.get("metadata") or {}).items() if not k.startswith(_NOT_OWN)}
+def _metadata(c: dict[str, Any], drop: str | tuple[str, ...] = _NOT_OWN) -> None:
+    """The metadata without the keys starting with `drop`; none when nothing is left."""
+    metadata = {k: v for k, v in (c.get("metadata") or {}).items() if not k.startswith(drop)}
     if metadata:
         c["metadata"] = metadata
     else:
@@ -176,12 +177,7 @@ def same_as_read(a: Config, b: Config) -> bool:
 
 def _without_server_metadata(config: Config) -> dict[str, Any]:
     out = dict(config)
-    metadata = {k: v for k, v in (config.get("metadata") or {}).items()
-                if not k.startswith(SERVER_METADATA_PREFIX)}
-    if metadata:
-        out["metadata"] = metadata
-    else:
-        out.pop("metadata", None)
+    _metadata(out, SERVER_METADATA_PREFIX)
     return out
 
 
