@@ -38,8 +38,8 @@ class Location:
 class Places(Mapping[str, Location]):
     """Where each field of a document in `file` is written, by dotted path: a `Location`
     made when asked for. Each place comes packed as one number, `line << 32 | column`
-    (`pack`), and is kept in one machine word, so that 10,000 loaded streams hold neither
-    130,000 Location objects nor a dict each (13 MB)."""
+    (`pack`), and is kept in one machine word: 10,000 loaded streams held 6 MB of Location
+    objects and 2.7 MB of dicts of them (tracemalloc), now 5.7 MB less RSS in all."""
 
     __slots__ = ("_at", "_paths", "file")
 

@@ -98,7 +98,7 @@ def load_manifests(paths: Sequence[str | os.PathLike[str]], *, keep: bool = True
     """Discover, parse and validate every manifest under `paths`. Never raises for a bad
     manifest: every problem is in the result. `keep`: remember what was read (`CACHE`), for
     the next load to skip the files that did not change; a command that loads once need not
-    hold the files' bytes and documents (2 MB at 10,000 streams)."""
+    hold the files' bytes and documents (1.7 MB at 10,000 streams)."""
     cache = CACHE if keep else ManifestCache()
     with _collector_paused():
         found = discover_with_problems(paths)
