@@ -124,6 +124,43 @@ async def test_requests_in_flight_when_the_server_dies_fail_as_a_lost_connection
         )
 
 
+async def test_a_request_ended_by_a_lost_connection_leaves_its_task_uncancelled(
+    tmp_path: Path,
+) -> None:
+    """A lost connection ends a request by cancelling the task waiting for it: the task
+    gets the error, not a cancellation, and can carry on; a task cancelled from outside
+    meanwhile stays cancelled."""
+    with server_with(tmp_path) as server:
+        async with await connect(ConnectOptions(servers=(server.url,))) as js:
+            await js.create_stream({"name": "orders", "storage": "memory"})
+
+            async def read() -> tuple[BaseException, int, bool]:
+                try:
+                    await js.stream_info("orders")
+                except ConnectionLost as exc:
+                    task = asyncio.current_task()
+                    assert task is not None
+                    await asyncio.sleep(0)  # no cancellation left to deliver
+                    return exc, task.cancelling(), True
+                raise AssertionError("answered by a frozen server")
+
+            with frozen(server):
+                alone = asyncio.ensure_future(read())
+                also_cancelled = asyncio.ensure_future(read())
+                outside = asyncio.ensure_future(js.stream_info("orders"))
+                await asyncio.sleep(0.2)  # all three are on the wire, unanswered
+                outside.cancel()
+                also_cancelled.cancel()
+                js._interrupt_all()
+                error, cancelling, carried_on = await alone
+                with pytest.raises(asyncio.CancelledError):
+                    await also_cancelled
+                with pytest.raises(asyncio.CancelledError):
+                    await outside
+    assert type(error) is ConnectionLost and error.sent
+    assert (cancelling, carried_on) == (0, True)
+
+
 async def test_readiness_fails_within_seconds_of_a_frozen_server(tmp_path: Path) -> None:
     with server_with(tmp_path) as server:
         manifest = tmp_path / "events.yaml"

@@ -56,8 +56,8 @@ class Connection:
         self.client_name = opts.name
         self.closing = False
         self._watches: list[AdvisoryWatch] = []
-        #: requests waiting for an answer, oldest first: subject and what ends the wait early
-        self._pending: dict[int, tuple[str, asyncio.Future[JetStreamError]]] = {}
+        #: requests waiting for an answer, oldest first
+        self._pending: dict[int, _InFlight] = {}
         self._ids = itertools.count()
         #: set when the server refused our reply subscription: no answer can ever arrive
         self._no_replies: str | None = None
@@ -132,31 +132,26 @@ class Connection:
         if self._nc.is_reconnecting:
             raise ConnectionLost(f"{where}{subject}: not sent: not connected to {self.url} "
                                  "(reconnecting)", sent=False)
-        interrupt: asyncio.Future[JetStreamError] = asyncio.get_running_loop().create_future()
         key = next(self._ids)
-        self._pending[key] = (subject, interrupt)
-        request = asyncio.ensure_future(
-            self._nc.request(subject, data, timeout=timeout, headers=headers)
-        )
+        self._pending[key] = waiting = _InFlight(subject)
         try:
-            await asyncio.wait((request, interrupt), return_when=asyncio.FIRST_COMPLETED)
-            if not request.done():
-                error = interrupt.result()
-                if isinstance(error, ConnectionLost):
-                    raise ConnectionLost(f"{where}{error}", sent=error.sent)
-                raise type(error)(f"{where}{error}")
-            return request.result()
+            reply = await self._nc.request(subject, data, timeout=timeout, headers=headers)
         except asyncio.CancelledError:
-            raise
-        except JetStreamError:
-            raise
+            if not waiting.withdraw():
+                raise
+            error = waiting.error
+            assert error is not None
+            if isinstance(error, ConnectionLost):
+                raise ConnectionLost(f"{where}{error}", sent=error.sent) from None
+            raise type(error)(f"{where}{error}") from None
         except (TimeoutError, nats.errors.Error, OSError) as exc:
-            lost = interrupt.done() or not self._nc.is_connected
+            waiting.withdraw()
+            lost = waiting.error is not None or not self._nc.is_connected
             raise self._failure(exc, subject, where, timeout, stream, lost=lost) from None
         finally:
             del self._pending[key]
-            if not request.done():
-                request.cancel()
+        waiting.withdraw()  # an answer that came as the wait was ended still counts
+        return reply
 
     def _failure(
         self, exc: BaseException, subject: str, where: str, timeout: float, stream: str | None,
@@ -200,10 +195,10 @@ class Connection:
         verb, denied = found[1].lower(), found[2].lower()  # nats-py lowercases the message
         if verb == "publish":
             # the server refuses publishes in the order they came: the oldest one matches
-            for subject, interrupt in self._pending.values():
-                if subject.lower() == denied and not interrupt.done():
-                    interrupt.set_result(PermissionDenied(
-                        f"this user may not publish to {subject} (the server reported a "
+            for waiting in self._pending.values():
+                if waiting.subject.lower() == denied and waiting.error is None:
+                    waiting.interrupt(PermissionDenied(
+                        f"this user may not publish to {waiting.subject} (the server reported a "
                         "permissions violation): allow it in the user's publish permissions; "
                         "the reconciler publishes to $JS.API.>"
                     ))
@@ -211,19 +206,46 @@ class Connection:
             return
         if denied.startswith("_inbox."):
             self._no_replies = _NO_INBOX
-            for _, interrupt in self._pending.values():
-                if not interrupt.done():
-                    interrupt.set_result(PermissionDenied(self._no_replies))
+            for waiting in self._pending.values():
+                waiting.interrupt(PermissionDenied(self._no_replies))
 
     def _interrupt_all(self) -> None:
         """The connection is gone: no request in flight will be answered."""
-        for subject, interrupt in self._pending.values():
-            if not interrupt.done():
-                interrupt.set_result(ConnectionLost(self._lost_in_flight(subject), sent=True))
+        for waiting in self._pending.values():
+            waiting.interrupt(ConnectionLost(self._lost_in_flight(waiting.subject), sent=True))
 
     def _lost_in_flight(self, subject: str) -> str:
         return (f"{subject} on {self.url}: the connection was lost before the server answered "
                 "(the request may or may not have been carried out)")
+
+
+class _InFlight:
+    """A request waiting for its answer, in the task that sent it. What ends the wait early
+    (`interrupt`) cancels that task, the way `asyncio.timeout` does; `withdraw` tells that
+    cancellation from any other."""
+
+    __slots__ = ("_cancelling", "_task", "error", "subject")
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+        self.error: JetStreamError | None = None
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._cancelling = task.cancelling()
+
+    def interrupt(self, error: JetStreamError) -> None:
+        """End the wait with `error` (the first one given wins)."""
+        if self.error is None:
+            self.error = error
+            self._task.cancel()
+
+    def withdraw(self) -> bool:
+        """Take back the cancellation `interrupt` made, once the wait is over: whether the
+        task is left with no other (False when nothing was interrupted)."""
+        if self.error is None:
+            return False
+        return self._task.uncancel() <= self._cancelling
 
 
 def _unreached(opts: ConnectOptions) -> str:
