@@ -8,6 +8,11 @@ floor, ours, ...), several repetitions of:
 - `plan` with no change, the whole process (wall time, CPU, peak RSS), against the plan floor:
   a Python process that connects with nats-py and reads every config with the paged
   `$JS.API.STREAM.LIST`, and nothing else;
+- the plan bound, for reference: the plan floor in a process that also imports the libraries
+  the CLI cannot do without (nats-py, PyYAML, click, structlog) and composes every manifest
+  into libyaml's node trees (in a thread, while it lists, as `plan` does), checking and
+  planning nothing: no `plan` that reads YAML with line numbers through these libraries can
+  take less;
 - `validate` (CPU of the whole process; the length of its longest output line);
 - `apply` of N changed streams (each repetition raises every `max_msgs`), against two apply
   floors sent by raw nats-py scripts: the paged list, then N `STREAM.UPDATE` with 32 in
@@ -93,6 +98,30 @@ async def main(url):
     print(len(configs))
 
 asyncio.run(main(sys.argv[1]))
+"""
+
+#: The plan bound: the floor, with the libraries the CLI imports and every manifest composed
+#: by libyaml in a thread meanwhile; nothing is checked or planned.
+PLAN_BOUND = """\
+import asyncio, json, sys, threading
+from pathlib import Path
+import click, structlog, yaml
+import nats
+
+def compose(directory, into):
+    for path in sorted(Path(directory).glob("*.yaml")):
+        into.extend(yaml.compose_all(path.read_text(), Loader=yaml.CSafeLoader))
+
+async def main(url, directory):
+    docs = []
+    reading = threading.Thread(target=compose, args=(directory, docs))
+    reading.start()
+""" + _LIST_ALL + """\
+    await nc.close()
+    reading.join()
+    print(len(configs), len(docs))
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 #: The apply floor: the same, then every stream's config with a new max_msgs, 32 in flight;
@@ -248,12 +277,17 @@ async def measure(work: Path, count: int, reps: int, env: dict[str, str]) -> dic
         url = server.url
         plan_floor: list[dict[str, Any]] = []
         plans: list[dict[str, Any]] = []
+        bounds: list[dict[str, Any]] = []
         validates: list[dict[str, Any]] = []
         for _ in range(reps):
             done = run_measured(floor(PLAN_FLOOR, url), env)
             check(done, "the plan floor")
             assert int(done["stdout"]) == count, done["stdout"]
             plan_floor.append(done)
+            done = run_measured(floor(PLAN_BOUND, url, str(directory)), env)
+            check(done, "the plan bound")
+            assert done["stdout"].split() == [str(count)] * 2, done["stdout"]
+            bounds.append(done)
             done = run_measured(reconciler("plan", str(directory), "--server", url,
                                            "--detailed-exitcode", "--log-format", "json"), env)
             check(done, "plan (exit 0: nothing to change)")
@@ -300,6 +334,8 @@ async def measure(work: Path, count: int, reps: int, env: dict[str, str]) -> dic
         "plan_floor_s": wall(plan_floor),
         "plan_s": wall(plans),
         "plan_cpu_s": median([r["cpu"] for r in plans]),
+        "plan_bound_s": wall(bounds),
+        "plan_bound_cpu_s": median([r["cpu"] for r in bounds]),
         "plan_floor_rss_mb": median([r["rss_mb"] for r in plan_floor]),
         "plan_rss_mb": max(r["rss_mb"] for r in plans),
         "validate_cpu_s": median([r["cpu"] for r in validates]),
@@ -370,6 +406,17 @@ def render(results: dict[str, Any]) -> str:
             f"| {s['daemon_cold_start_s']:.3f} "
             f"| {s['daemon_cold_start_s'] / s['plan_floor_s']:.2f}x "
             f"| {s['daemon_idle_rss_mb']:.1f} |"
+        )
+    lines += [
+        "",
+        "| streams | plan floor s | plan bound s | bound / floor | bound CPU s | plan / bound |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in results["sizes"]:
+        lines.append(
+            f"| {s['streams']:,} | {s['plan_floor_s']:.3f} | {s['plan_bound_s']:.3f} "
+            f"| {s['plan_bound_s'] / s['plan_floor_s']:.2f}x | {s['plan_bound_cpu_s']:.2f} "
+            f"| {s['plan_s'] / s['plan_bound_s']:.2f}x |"
         )
     for s in results["sizes"]:
         shown = s["validate_output"]

@@ -77,8 +77,9 @@ def test_quick_scale_benchmark_runs_and_reports(tmp_path: Path) -> None:
     results = json.loads(out_json.read_text())
     (size,) = results["sizes"]
     assert size["streams"] == 200 and size["reps"] == 1
-    for key in ("plan_s", "plan_floor_s", "apply_s", "apply_floor_s", "apply_floor_read_again_s",
-                "daemon_cold_start_s", "validate_cpu_s", "plan_rss_mb", "daemon_idle_rss_mb"):
+    for key in ("plan_s", "plan_floor_s", "plan_bound_s", "apply_s", "apply_floor_s",
+                "apply_floor_read_again_s", "daemon_cold_start_s", "validate_cpu_s",
+                "plan_rss_mb", "daemon_idle_rss_mb"):
         assert size[key] > 0, key
     assert size["daemon_exit_codes"] == [0]
     assert size["validate_output"].startswith("100 manifest files valid: 200 streams")
