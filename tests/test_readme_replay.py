@@ -81,6 +81,7 @@ NOT_RUN = {
                     "Helm engine and validates every object against the Kubernetes schemas",
     "bench/watch_latency.py": "a full run takes minutes; tests/test_bench.py runs it --quick",
     "bench/failover.py": "a full run takes minutes; tests/test_bench.py runs it --quick",
+    "bench/scale.py": "a full run takes about 25 minutes; tests/test_bench.py runs it --quick",
 }
 
 # ```text blocks that no command here can print, with the reason (a substring of the block).

@@ -137,21 +137,21 @@ class Connection:
         try:
             reply = await self._nc.request(subject, data, timeout=timeout, headers=headers)
         except asyncio.CancelledError:
-            if not waiting.withdraw():
+            if waiting.end() or waiting.error is None:
                 raise
-            error = waiting.error
-            assert error is not None
-            if isinstance(error, ConnectionLost):
-                raise ConnectionLost(f"{where}{error}", sent=error.sent) from None
-            raise type(error)(f"{where}{error}") from None
+            if isinstance(waiting.error, ConnectionLost):
+                raise ConnectionLost(f"{where}{waiting.error}", sent=waiting.error.sent) from None
+            raise type(waiting.error)(f"{where}{waiting.error}") from None
         except (TimeoutError, nats.errors.Error, OSError) as exc:
-            waiting.withdraw()
+            if waiting.end():
+                raise asyncio.CancelledError from None
             lost = waiting.error is not None or not self._nc.is_connected
             raise self._failure(exc, subject, where, timeout, stream, lost=lost) from None
         finally:
             del self._pending[key]
-        waiting.withdraw()  # an answer that came as the wait was ended still counts
-        return reply
+        if waiting.end():
+            raise asyncio.CancelledError
+        return reply  # (an answer that came as the wait was ended still counts)
 
     def _failure(
         self, exc: BaseException, subject: str, where: str, timeout: float, stream: str | None,
@@ -221,7 +221,7 @@ class Connection:
 
 class _InFlight:
     """A request waiting for its answer, in the task that sent it. What ends the wait early
-    (`interrupt`) cancels that task, the way `asyncio.timeout` does; `withdraw` tells that
+    (`interrupt`) cancels that task, the way `asyncio.timeout` does; `end` tells that
     cancellation from any other."""
 
     __slots__ = ("_cancelling", "_task", "error", "subject")
@@ -240,12 +240,14 @@ class _InFlight:
             self.error = error
             self._task.cancel()
 
-    def withdraw(self) -> bool:
-        """Take back the cancellation `interrupt` made, once the wait is over: whether the
-        task is left with no other (False when nothing was interrupted)."""
-        if self.error is None:
-            return False
-        return self._task.uncancel() <= self._cancelling
+    def end(self) -> bool:
+        """The wait is over: take back the cancellation `interrupt` made, if it did;
+        whether the task was cancelled from outside meanwhile (it must stop, even when its
+        answer came at the same moment: Python 3.11's `asyncio.wait_for`, which nats-py
+        waits with, then returns the answer and drops the cancellation)."""
+        if self.error is not None:
+            self._task.uncancel()
+        return self._task.cancelling() > self._cancelling
 
 
 def _unreached(opts: ConnectOptions) -> str:
