@@ -81,16 +81,16 @@ async def apply_plan(
     # deletions last: a create never races the server's clean-up after a deleted stream (it
     # removes the account's directory when that was its last file stream, and a file
     # stream created meanwhile fails with 10049), and a stream that replaces another exists
-    # before the other goes; a stream in sync needs nothing, not even a task
-    outcomes: list[Outcome | None] = [
-        Outcome(s, Status.UNCHANGED) if s.action is Action.NOOP else None for s in plan.streams]
+    # before the other goes; a stream in sync needs nothing, not even a task, and its
+    # outcome is made once the writes are done (a heal does not wait for 1,000 of them)
+    outcomes: dict[int, Outcome] = {}
     for deleting in (False, True):
         picked = [i for i, s in enumerate(plan.streams)
                   if s.action is not Action.NOOP and (s.action is Action.DELETE) is deleting]
         done_now = await asyncio.gather(*(one(plan.streams[i]) for i in picked))
-        for i, outcome in zip(picked, done_now, strict=True):
-            outcomes[i] = outcome
-    return tuple(o for o in outcomes if o is not None)
+        outcomes.update(zip(picked, done_now, strict=True))
+    return tuple(outcomes[i] if i in outcomes else Outcome(s, Status.UNCHANGED)
+                 for i, s in enumerate(plan.streams))
 
 
 async def apply_stream(
