@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from reconciler.manifest import LoadResult, discover, load_manifests
+from reconciler.manifest import LoadResult, discover_with_problems, load_manifests
 from reconciler.metrics import Metrics
 from reconciler.model import Plan, Policy, Problem, Status, StreamPlan, StreamSpec
 from reconciler.reconcile import Result
@@ -30,8 +30,9 @@ Snapshots = dict[str, Snapshot | None]
 
 def read_manifests(paths: Sequence[str]) -> tuple[Snapshots, LoadResult]:
     """Every manifest file's snapshot, taken before the load (see `Desired.review`)."""
-    before = {str(f): snapshot(f) for f in discover(paths)}
-    return before, load_manifests(paths)
+    found = discover_with_problems(paths)
+    before = {str(f): snapshot(f) for f in found[0]}
+    return before, load_manifests(paths, found=found)
 
 
 def read_again(files: Mapping[str, Snapshot | None]) -> Snapshots:

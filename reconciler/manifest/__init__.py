@@ -34,7 +34,7 @@ Field facts the checks use (limits, what a mirror may not set, type hints) are i
 
 from __future__ import annotations
 
-from reconciler.manifest.discover import discover
+from reconciler.manifest.discover import discover, discover_with_problems
 from reconciler.manifest.document import SUPPORTED_KINDS
 from reconciler.manifest.load import (
     MAX_FILE_BYTES,
@@ -56,6 +56,7 @@ __all__ = [
     "SUPPORTED_KINDS",
     "LoadResult",
     "discover",
+    "discover_with_problems",
     "load_manifests",
     "load_or_raise",
     "load_texts",

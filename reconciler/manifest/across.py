@@ -54,6 +54,27 @@ def check_across(docs: Sequence[Document]) -> dict[int, list[Problem]]:
     return found
 
 
+def across_key(docs: Sequence[Document]) -> tuple[object, ...] | None:
+    """All that `check_across` reads of `docs` when none of them reads from another stream
+    (a mirror or sources): each one's name and subjects, and whether they were read
+    cleanly. Two lists with the same key have the same problems, but for where they are
+    written. None when a document reads from another stream (its checks read more)."""
+    key: list[object] = []
+    for doc in docs:
+        spec = doc.spec
+        if spec is None:
+            key.append(None)
+            continue
+        config = spec.config
+        if "mirror" in config or config.get("sources"):
+            return None
+        subjects = config.get("subjects")
+        key.append((spec.name, config.get("name"),
+                    tuple(subjects) if isinstance(subjects, list) else subjects,
+                    doc.subjects_ok, doc.failed))
+    return tuple(key)
+
+
 def _names_and_subjects(docs: Sequence[Document]) -> Iterator[tuple[int, Problem]]:
     names: dict[str, StreamSpec] = {}  # where each is written is found only for a problem
     index: SubjectIndex[_Claim] = SubjectIndex()

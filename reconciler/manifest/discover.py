@@ -31,15 +31,16 @@ def discover_with_problems(
     paths: Sequence[str | os.PathLike[str]],
 ) -> tuple[list[Path], list[Problem]]:
     """`discover`, and the problems met on the way (missing paths, unreadable directories)."""
-    found: list[Path] = []
+    found: list[tuple[Path, Path]] = []  # (as found, real path)
     problems: list[Problem] = []
     for given in paths:
         path = Path(given)
         try:
             if path.is_dir():
-                _walk(path, frozenset({path.resolve()}), found, problems)
+                real = path.resolve()
+                _walk(path, real, frozenset({real}), found, problems)
             elif path.exists():
-                found.append(path)
+                found.append((path, path.resolve()))
             elif path.is_symlink():
                 problems.append(file_problem(path, "is a broken symbolic link"))
             else:
@@ -47,14 +48,17 @@ def discover_with_problems(
         except OSError as exc:
             problems.append(file_problem(path, f"cannot read: {exc.strerror or exc}"))
     unique: dict[Path, Path] = {}  # real path: the first name it was found under
-    for path in found:
-        unique.setdefault(path.resolve(), path)
+    for path, real in found:
+        unique.setdefault(real, path)
     return sorted(unique.values(), key=lambda p: p.parts), problems
 
 
 def _walk(
-    directory: Path, stack: frozenset[Path], out: list[Path], problems: list[Problem]
+    directory: Path, real: Path, stack: frozenset[Path], out: list[tuple[Path, Path]],
+    problems: list[Problem],
 ) -> None:
+    """Walk `directory`, whose real path is `real`: an entry that is no symbolic link is
+    found at `real` / its name, without resolving it (a `stat` of every part of its path)."""
     try:
         with os.scandir(directory) as it:
             entries = sorted(it, key=lambda e: e.name)
@@ -66,14 +70,15 @@ def _walk(
             continue
         path = directory / entry.name
         try:
+            linked = entry.is_symlink()
             if entry.is_dir():
-                real = path.resolve()
-                if real not in stack:  # a symlink back up the tree: been there
-                    _walk(path, stack | {real}, out, problems)
+                target = path.resolve() if linked else real / entry.name
+                if target not in stack:  # a symlink back up the tree: been there
+                    _walk(path, target, stack | {target}, out, problems)
             elif path.suffix.lower() in YAML_SUFFIXES:
                 if entry.is_file():
-                    out.append(path)
-                elif entry.is_symlink() and not path.exists():
+                    out.append((path, path.resolve() if linked else real / entry.name))
+                elif linked and not path.exists():
                     problems.append(file_problem(path, "is a broken symbolic link"))
                 else:
                     problems.append(not_regular(path, path.stat().st_mode))
